@@ -1,0 +1,32 @@
+# fpsolver: one-command set-up on a machine with Python 3.10+ and make.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+OUT    ?= results
+
+.PHONY: demo test lint docs validate benchmarks clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.core: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@ $(VENV)/.core
+
+demo: $(VENV)/.core
+	$(BIN)/python -m fpsolver demo -o $(OUT)
+
+test: $(VENV)/.test
+	$(BIN)/python -m pytest tests fpsolver
+
+lint: $(VENV)/.test
+	$(BIN)/ruff check fpsolver tests benchmarks examples validation
+	$(BIN)/ruff format --check fpsolver tests
+
+clean:
+	rm -rf $(VENV) $(OUT) build *.egg-info .pytest_cache

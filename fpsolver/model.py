@@ -1,0 +1,472 @@
+"""The physical model: energy, temperature, mobility, force and walls.
+
+:class:`FokkerPlanck` holds the physics of
+
+    ∂p/∂t = ∇·( K p ∇(T ln p + E) − K F p ),
+
+validated once, with clear errors. It knows nothing about matrices or time
+stepping; its methods hand the work to the modules that do (imported at call
+time so that the dependency graph keeps flowing one way:
+solve → steppers → discretization → model).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from .boundary import Boundary, parse_boundary
+from .grid import Grid, call_field
+
+__all__ = ["FokkerPlanck"]
+
+
+def _positive_scalar(value: Any, name: str) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"`{name}` must be a positive number, got {value!r}") from None
+    if not np.isfinite(v) or v <= 0:
+        raise ValueError(f"`{name}` must be positive and finite, got {v}")
+    return v
+
+
+def _is_dataarray(obj: Any) -> bool:
+    return type(obj).__name__ == "DataArray" and hasattr(obj, "dims")
+
+
+def cell_array(grid: Grid, value: Any, name: str) -> np.ndarray:
+    """Validate an array (or DataArray) of values on the grid's cells."""
+    if _is_dataarray(value):
+        missing = [d for d in grid.names if d not in value.dims]
+        if missing or len(value.dims) != grid.ndim:
+            raise ValueError(
+                f"`{name}` has dims {tuple(value.dims)}; expected the grid axes {grid.names}"
+            )
+        value = value.transpose(*grid.names).values
+    arr = np.asarray(value, dtype=float)
+    if arr.shape != grid.shape:
+        raise ValueError(f"`{name}` must have the grid shape {grid.shape}, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise ValueError(
+            f"`{name}` must be finite everywhere; got {arr[tuple(bad)]} at cell {tuple(bad)}"
+        )
+    return arr
+
+
+class FokkerPlanck:
+    """A Fokker–Planck model on a structured grid.
+
+    Parameters
+    ----------
+    grid : Grid
+        The finite-volume grid.
+    energy : callable, array or DataArray
+        The potential E. A callable takes the axis arrays (by axis name or
+        positionally) and returns values of the same shape; an array holds
+        E at the cell centres.
+    temperature : float
+        T > 0.
+    mobility : float, sequence, array or callable, optional
+        Diagonal mobility K. A scalar (isotropic), one value per axis, an
+        array of cell values (shape ``grid.shape`` or ``(ndim, *grid.shape)``),
+        or a callable returning a scalar field or one field per axis.
+        Callables are evaluated at face midpoints; arrays are averaged to the
+        faces harmonically.
+    force : sequence or callable, optional
+        A non-conservative force F (one component per axis), constant or a
+        callable returning one field per axis. The drift is ``K (F − ∇E)``.
+    boundary : str or mapping, optional
+        ``"reflecting"`` (default) or ``"absorbing"`` for every wall, or a
+        mapping ``{axis: kind or (lower, upper)}``. Periodic axes are set by
+        the grid.
+    energy_gradient : callable, optional
+        Exact ∇E as a callable returning one array per axis; used by the
+        particle backend instead of finite differences.
+
+    Examples
+    --------
+    >>> import fpsolver as fp
+    >>> grid = fp.Grid(x=(-2.5, 2.5, 64), y=(-2.5, 2.5, 64))
+    >>> model = fp.FokkerPlanck(grid, energy=lambda x, y: (x**2 - 1)**2 + 0.5 * y**2,
+    ...                         temperature=0.5)
+    >>> L = model.generator()
+    >>> L.shape
+    (4096, 4096)
+    >>> q = model.equilibrium()
+    >>> bool(abs(float((q * grid.data_array(grid.volumes, "V")).sum()) - 1) < 1e-12)
+    True
+    """
+
+    def __init__(
+        self,
+        grid: Grid,
+        energy: Callable[..., Any] | np.ndarray | Any = 0.0,
+        temperature: float = 1.0,
+        mobility: float | Sequence[float] | np.ndarray | Callable[..., Any] = 1.0,
+        force: Sequence[float] | Callable[..., Any] | None = None,
+        boundary: str | dict[str, Any] | Boundary = "reflecting",
+        energy_gradient: Callable[..., Any] | None = None,
+    ) -> None:
+        if not isinstance(grid, Grid):
+            raise TypeError(f"`grid` must be an fpsolver.Grid, got {type(grid).__name__}")
+        self.grid = grid
+        self.temperature = _positive_scalar(temperature, "temperature")
+        self.boundary = parse_boundary(grid, boundary)
+        self.energy_function, self.energy = self._init_energy(energy)
+        self.mobility_function, self._mobility_cells = self._init_mobility(mobility)
+        self.force_function, self._force_constant = self._init_force(force)
+        if energy_gradient is not None and not callable(energy_gradient):
+            raise TypeError("`energy_gradient` must be a callable returning one array per axis")
+        self.energy_gradient = energy_gradient
+        self._cache: dict[str, Any] = {}
+
+    # -- validation -----------------------------------------------------
+    def _init_energy(self, energy: Any) -> tuple[Callable | None, np.ndarray]:
+        grid = self.grid
+        if callable(energy) and not _is_dataarray(energy):
+            values = self.evaluate(energy, grid.mesh(), "energy")
+            return energy, _frozen(cell_array(grid, values, "energy"))
+        if np.ndim(energy) == 0 and not _is_dataarray(energy):
+            e = float(energy)
+            if not np.isfinite(e):
+                raise ValueError(f"`energy` must be finite, got {e}")
+            return None, _frozen(np.full(grid.shape, e))
+        return None, _frozen(cell_array(grid, energy, "energy"))
+
+    def evaluate(self, func: Callable, points: Sequence[np.ndarray], name: str) -> np.ndarray:
+        """Evaluate a user scalar field at `points`, broadcast to their shape."""
+        shape = np.broadcast_shapes(*(np.shape(p) for p in points))
+        try:
+            out = call_field(func, self.grid.names, points)
+        except Exception as err:  # report which field failed, keep the cause
+            raise ValueError(f"`{name}` callable failed on the grid: {err}") from err
+        out = np.asarray(out, dtype=float)
+        try:
+            return np.broadcast_to(out, shape)
+        except ValueError:
+            raise ValueError(
+                f"`{name}` callable returned shape {out.shape}; expected {shape}"
+            ) from None
+
+    def evaluate_components(
+        self, func: Callable, points: Sequence[np.ndarray], name: str, allow_scalar: bool
+    ) -> list[np.ndarray]:
+        """Evaluate a user vector field (one component per axis) at `points`."""
+        shape = np.broadcast_shapes(*(np.shape(p) for p in points))
+        try:
+            out = call_field(func, self.grid.names, points)
+        except Exception as err:
+            raise ValueError(f"`{name}` callable failed on the grid: {err}") from err
+        ndim = self.grid.ndim
+        if isinstance(out, (list, tuple)):
+            comps = list(out)
+        else:
+            arr = np.asarray(out, dtype=float)
+            if arr.ndim == len(shape) + 1 and arr.shape[0] == ndim:
+                comps = list(arr)
+            elif allow_scalar:
+                comps = [arr] * ndim
+            elif ndim == 1:
+                comps = [arr]
+            else:
+                raise ValueError(
+                    f"`{name}` must return {ndim} components (one per axis {self.grid.names}), "
+                    f"got an array of shape {arr.shape}"
+                )
+        if len(comps) != ndim:
+            raise ValueError(
+                f"`{name}` must return {ndim} components (one per axis {self.grid.names}), "
+                f"got {len(comps)}"
+            )
+        result = []
+        for c in comps:
+            c = np.asarray(c, dtype=float)
+            try:
+                result.append(np.broadcast_to(c, shape))
+            except ValueError:
+                raise ValueError(
+                    f"`{name}` component has shape {c.shape}; expected {shape}"
+                ) from None
+        return result
+
+    def _init_mobility(self, mobility: Any) -> tuple[Callable | None, np.ndarray]:
+        grid = self.grid
+        nd = grid.ndim
+        if callable(mobility) and not _is_dataarray(mobility):
+            comps = self.evaluate_components(mobility, grid.mesh(), "mobility", True)
+            cells = np.stack(comps)
+            func: Callable | None = mobility
+        elif np.ndim(mobility) == 0:
+            k = _positive_scalar(mobility, "mobility")
+            cells = np.full((nd, *grid.shape), k)
+            func = None
+        else:
+            arr = mobility.transpose(*grid.names).values if _is_dataarray(mobility) else mobility
+            arr = np.asarray(arr, dtype=float)
+            if arr.shape == (nd,):
+                cells = np.broadcast_to(arr.reshape((nd,) + (1,) * nd), (nd, *grid.shape)).copy()
+            elif arr.shape == grid.shape:
+                cells = np.broadcast_to(arr, (nd, *grid.shape)).copy()
+            elif arr.shape == (nd, *grid.shape):
+                cells = arr.copy()
+            else:
+                raise ValueError(
+                    f"`mobility` must be a scalar, {nd} per-axis values, or an array of shape "
+                    f"{grid.shape} or {(nd, *grid.shape)}; got shape {arr.shape}"
+                )
+            func = None
+        if not np.all(np.isfinite(cells)) or not np.all(cells > 0):
+            bad = cells[~(np.isfinite(cells) & (cells > 0))].flat[0]
+            raise ValueError(f"`mobility` must be positive and finite everywhere, got {bad}")
+        return func, _frozen(cells)
+
+    def _init_force(self, force: Any) -> tuple[Callable | None, np.ndarray | None]:
+        nd = self.grid.ndim
+        if force is None:
+            return None, None
+        if callable(force):
+            comps = self.evaluate_components(force, self.grid.mesh(), "force", False)
+            if not all(np.all(np.isfinite(c)) for c in comps):
+                raise ValueError("`force` must be finite everywhere")
+            return force, None
+        arr = np.atleast_1d(np.asarray(force, dtype=float))
+        if arr.shape != (nd,):
+            raise ValueError(
+                f"`force` must have one component per axis ({nd}: {self.grid.names}), "
+                f"got {arr.tolist()}"
+            )
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"`force` must be finite, got {arr.tolist()}")
+        return None, _frozen(arr)
+
+    # -- physics evaluated where the scheme needs it ----------------------
+    @property
+    def has_force(self) -> bool:
+        """Whether a non-conservative force acts."""
+        return self.force_function is not None or self._force_constant is not None
+
+    def mobility_cells(self) -> np.ndarray:
+        """Diagonal mobility at cell centres, shape ``(ndim, *grid.shape)``."""
+        return self._mobility_cells
+
+    def mobility_at(self, axis: int, points: Sequence[np.ndarray]) -> np.ndarray | None:
+        """Mobility component `axis` at `points` when K is a callable, else None."""
+        if self.mobility_function is None:
+            return None
+        comps = self.evaluate_components(self.mobility_function, points, "mobility", True)
+        k = comps[axis]
+        if not np.all(np.isfinite(k)) or not np.all(k > 0):
+            raise ValueError("`mobility` must be positive and finite at every face")
+        return k
+
+    def diffusion_at(self, points: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """All mobility components at `points` (callable or constant K)."""
+        if self.mobility_function is not None:
+            return self.evaluate_components(self.mobility_function, points, "mobility", True)
+        k = self._mobility_cells.reshape(self.grid.ndim, -1)[:, 0]
+        return [np.full(np.broadcast_shapes(*(np.shape(p) for p in points)), v) for v in k]
+
+    def force_at(self, axis: int, points: Sequence[np.ndarray]) -> np.ndarray | float:
+        """Force component `axis` at `points` (0 without a force)."""
+        if self.force_function is not None:
+            return self.evaluate_components(self.force_function, points, "force", False)[axis]
+        if self._force_constant is not None:
+            return float(self._force_constant[axis])
+        return 0.0
+
+    def energy_at(self, points: Sequence[np.ndarray]) -> np.ndarray | None:
+        """Energy at `points` when E is a callable, else None."""
+        if self.energy_function is None:
+            return None
+        return self.evaluate(self.energy_function, points, "energy")
+
+    def __repr__(self) -> str:
+        return (
+            f"FokkerPlanck({self.grid!r}, T={self.temperature:g}, "
+            f"boundary={self.boundary.describe(self.grid.names)!r}"
+            f"{', with force' if self.has_force else ''})"
+        )
+
+    # -- numerics (delegated) --------------------------------------------
+    def generator(self):
+        """The sparse generator L with dp/dt = L p (cells in C order).
+
+        Assembled once per model (the model is immutable) with the
+        Scharfetter–Gummel flux; see :func:`fpsolver.discretization.assemble_generator`.
+
+        Returns
+        -------
+        scipy.sparse.csr_array
+            Square matrix of size ``grid.size``.
+        """
+        if "L" not in self._cache:
+            from .discretization import assemble_generator
+
+            self._cache["L"] = assemble_generator(self)
+        return self._cache["L"]
+
+    @property
+    def reversible(self) -> bool:
+        """True when the dynamics is a gradient flow (no force, no tilt across a wrap)."""
+        if "reversible" not in self._cache:
+            from .discretization import is_reversible
+
+            self._cache["reversible"] = is_reversible(self)
+        return self._cache["reversible"]
+
+    def log_equilibrium(self) -> np.ndarray:
+        """ln q on the cells, computed with log-sum-exp (never overflows)."""
+        if "logq" not in self._cache:
+            from .diagnostics import log_gibbs
+
+            self._cache["logq"] = _frozen(log_gibbs(self.energy, self.temperature, self.grid.volumes))
+        return self._cache["logq"]
+
+    def equilibrium(self):
+        """The discrete Gibbs density q ∝ exp(−E/T), normalised so Σ V q = 1.
+
+        For reversible models this is the exact null vector of the
+        generator. With a force or a tilt use :meth:`stationary`.
+
+        Returns
+        -------
+        xarray.DataArray
+        """
+        return self.grid.data_array(
+            np.exp(self.log_equilibrium()), "q", long_name="equilibrium density", units="1/volume"
+        )
+
+    def _density(self, p: Any, name: str = "p") -> np.ndarray:
+        arr = cell_array(self.grid, p, name)
+        if np.any(arr < 0):
+            raise ValueError(f"`{name}` must be non-negative; min is {arr.min():g}")
+        return arr
+
+    def free_energy(self, p: Any) -> float:
+        """Discrete free energy F_h[p] = Σ V p (E + T ln p)."""
+        from .diagnostics import free_energy
+
+        return free_energy(self.grid.volumes, self.energy, self.temperature, self._density(p))
+
+    def relative_entropy(self, p: Any) -> float:
+        """KL(p‖q_h) = Σ V p ln(p/q_h) to the discrete Gibbs state."""
+        from .diagnostics import relative_entropy
+
+        return relative_entropy(self.grid.volumes, self.log_equilibrium(), self._density(p))
+
+    def current(self, p: Any):
+        """Probability current of density `p`: the scheme's own face fluxes.
+
+        Returns
+        -------
+        xarray.Dataset
+            ``J_<axis>`` per axis, per unit face area, on that axis's faces
+            (coordinate ``<axis>_face``); walls included on bounded axes.
+        """
+        from .discretization import current_dataset
+
+        return current_dataset(self, cell_array(self.grid, p, "p"))
+
+    def solve(self, p0: Any, t_end: Any, **kwargs: Any):
+        """Integrate from `p0` to `t_end`; see :func:`fpsolver.solve.solve`."""
+        from .solve import solve
+
+        return solve(self, p0, t_end, **kwargs)
+
+    def stationary(self, **kwargs: Any):
+        """Stationary density of the model; see :func:`fpsolver.stationary.stationary`."""
+        from .stationary import stationary
+
+        return stationary(self, **kwargs)
+
+    def spectrum(self, k: int = 6, **kwargs: Any):
+        """Slowest relaxation rates and modes; see :func:`fpsolver.spectral.spectrum`."""
+        from .spectral import spectrum
+
+        return spectrum(self, k, **kwargs)
+
+    def mean_first_passage_time(self, target: Any, **kwargs: Any):
+        """Mean first-passage time to `target`; see :func:`fpsolver.passage.mean_first_passage_time`."""
+        from .passage import mean_first_passage_time
+
+        return mean_first_passage_time(self, target, **kwargs)
+
+    def committor(self, a: Any, b: Any, **kwargs: Any):
+        """Committor between sets `a` and `b`; see :func:`fpsolver.passage.committor`."""
+        from .passage import committor
+
+        return committor(self, a, b, **kwargs)
+
+    @classmethod
+    def from_drift(
+        cls,
+        grid: Grid,
+        drift: Sequence[float] | Callable[..., Any],
+        diffusion: float | Sequence[float] | np.ndarray | Callable[..., Any] = 1.0,
+        boundary: str | dict[str, Any] | Boundary = "reflecting",
+    ) -> FokkerPlanck:
+        """A model for general drift dynamics, J = f p − D ∇p.
+
+        The drift f need not be a gradient. Internally T = 1, E = 0,
+        K = D and F = f / D, so the Scharfetter–Gummel links carry the
+        local potential difference −h·f/D. The stationary density is then
+        computed (:meth:`stationary`), not known.
+
+        Parameters
+        ----------
+        grid : Grid
+        drift : sequence or callable
+            f, constant or a callable returning one field per axis.
+        diffusion : float, sequence, array or callable
+            Diagonal diffusion D > 0, in any form `mobility` accepts.
+        boundary : str or mapping
+            As for :class:`FokkerPlanck`.
+
+        Examples
+        --------
+        >>> import fpsolver as fp
+        >>> g = fp.Grid(x=(-3, 3, 40), y=(-3, 3, 40))
+        >>> m = fp.FokkerPlanck.from_drift(g, lambda x, y: (-x - y, x - y))
+        >>> m.reversible
+        False
+        """
+        if not callable(diffusion) and np.ndim(diffusion) > 1:
+            raise ValueError(
+                "`diffusion` must be a scalar, one value per axis, or a callable; "
+                f"got an array of shape {np.shape(diffusion)}"
+            )
+        probe = cls(grid, 0.0, 1.0, mobility=diffusion, boundary=boundary)
+        if callable(drift):
+            probe.evaluate_components(drift, grid.mesh(), "drift", False)
+
+            def force(*points: np.ndarray) -> list[np.ndarray]:
+                f = probe.evaluate_components(drift, points, "drift", False)
+                k = probe.diffusion_at(points)
+                return [fa / ka for fa, ka in zip(f, k)]
+
+        else:
+            f = np.atleast_1d(np.asarray(drift, dtype=float))
+            if f.shape != (grid.ndim,):
+                raise ValueError(
+                    f"`drift` must have one component per axis ({grid.ndim}), got {f.tolist()}"
+                )
+            if probe.mobility_function is None:
+                force = f / probe.mobility_cells().reshape(grid.ndim, -1)[:, 0]
+            else:
+
+                def force(*points: np.ndarray) -> list[np.ndarray]:
+                    return [fa / ka for fa, ka in zip(f, probe.diffusion_at(points))]
+
+        model = cls(grid, 0.0, 1.0, mobility=diffusion, force=force, boundary=boundary)
+        model._cache["drift"] = drift
+        return model
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a = np.array(a, dtype=float)
+    a.setflags(write=False)
+    return a
