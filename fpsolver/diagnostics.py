@@ -66,7 +66,9 @@ def entropy(volumes: np.ndarray, p: np.ndarray) -> float:
     return float(-np.sum(volumes * _plogp(p)))
 
 
-def free_energy(volumes: np.ndarray, energy: np.ndarray, temperature: float, p: np.ndarray) -> float:
+def free_energy(
+    volumes: np.ndarray, energy: np.ndarray, temperature: float, p: np.ndarray
+) -> float:
     """F_h = Σ V p (E + T ln p) = ⟨E⟩ − T H.
 
     Examples

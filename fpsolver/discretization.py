@@ -162,7 +162,9 @@ def axis_links(model: FokkerPlanck, axis: int) -> AxisLinks:
     )
 
 
-def wall_links(model: FokkerPlanck, axis: int, side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def wall_links(
+    model: FokkerPlanck, axis: int, side: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Half-cell links of the absorbing wall on `side` (0 lower, 1 upper).
 
     Returns ``(cells, weight, delta)``: the flat indices of the cells next

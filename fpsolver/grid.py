@@ -37,9 +37,7 @@ def _axis_edges(name: str, spec: Any) -> np.ndarray:
         if cells < 2:
             raise ValueError(f"axis `{name}` needs at least 2 cells, got {cells}")
         if not upper > lower:
-            raise ValueError(
-                f"axis `{name}` needs lower < upper, got lower={lower}, upper={upper}"
-            )
+            raise ValueError(f"axis `{name}` needs lower < upper, got lower={lower}, upper={upper}")
         return np.linspace(float(lower), float(upper), cells + 1)
     edges = np.asarray(spec, dtype=float)
     if edges.ndim != 1:
@@ -48,9 +46,7 @@ def _axis_edges(name: str, spec: Any) -> np.ndarray:
             f"got an array of shape {edges.shape}"
         )
     if edges.size < 3:
-        raise ValueError(
-            f"axis `{name}` needs at least 2 cells (3 edges), got {edges.size} edges"
-        )
+        raise ValueError(f"axis `{name}` needs at least 2 cells (3 edges), got {edges.size} edges")
     if not np.all(np.isfinite(edges)):
         raise ValueError(f"axis `{name}` edges must be finite, got {edges}")
     if not np.all(np.diff(edges) > 0):
@@ -121,9 +117,7 @@ class Grid:
         periodic = tuple(periodic)
         unknown = [p for p in periodic if p not in axes]
         if unknown:
-            raise ValueError(
-                f"`periodic` names unknown axes {unknown}; the axes are {list(axes)}"
-            )
+            raise ValueError(f"`periodic` names unknown axes {unknown}; the axes are {list(axes)}")
         edges = tuple(_readonly(_axis_edges(n, s)) for n, s in axes.items())
         object.__setattr__(self, "names", tuple(axes))
         object.__setattr__(self, "edges", edges)
@@ -249,9 +243,7 @@ class Grid:
 
         values = np.asarray(values)
         if values.shape != self.shape:
-            raise ValueError(
-                f"`{name}` must have the grid shape {self.shape}, got {values.shape}"
-            )
+            raise ValueError(f"`{name}` must have the grid shape {self.shape}, got {values.shape}")
         return xr.DataArray(values, dims=self.names, coords=self.coords(), name=name, attrs=attrs)
 
     def to_attrs(self) -> dict[str, Any]:
@@ -290,7 +282,8 @@ def call_field(func: Any, names: Sequence[str], points: Sequence[np.ndarray]) ->
         params = inspect.signature(func).parameters
     except (TypeError, ValueError):
         params = {}
-    by_name = all(n in params for n in names) or any(
+    keyword_kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    by_name = all(n in params and params[n].kind in keyword_kinds for n in names) or any(
         p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()
     )
     if by_name and params:

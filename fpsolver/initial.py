@@ -63,8 +63,6 @@ def as_density(grid: Grid, p0: Any, name: str = "p0") -> np.ndarray:
     if not total > 0:
         raise ValueError(f"`{name}` has zero mass; a density needs Σ V p > 0")
     if abs(total - 1.0) > 1e-10:
-        warnings.warn(
-            f"`{name}` had mass {total:.6g}; normalised to 1", UserWarning, stacklevel=3
-        )
+        warnings.warn(f"`{name}` had mass {total:.6g}; normalised to 1", UserWarning, stacklevel=3)
         p /= total
     return p

@@ -247,7 +247,10 @@ class FokkerPlanck:
     @property
     def has_force(self) -> bool:
         """Whether a non-conservative force acts."""
-        return self.force_function is not None or self._force_constant is not None
+        return (
+            getattr(self, "force_function", None) is not None
+            or getattr(self, "_force_constant", None) is not None
+        )
 
     def mobility_cells(self) -> np.ndarray:
         """Diagonal mobility at cell centres, shape ``(ndim, *grid.shape)``."""
@@ -323,7 +326,9 @@ class FokkerPlanck:
         if "logq" not in self._cache:
             from .diagnostics import log_gibbs
 
-            self._cache["logq"] = _frozen(log_gibbs(self.energy, self.temperature, self.grid.volumes))
+            self._cache["logq"] = _frozen(
+                log_gibbs(self.energy, self.temperature, self.grid.volumes)
+            )
         return self._cache["logq"]
 
     def equilibrium(self):
@@ -390,7 +395,10 @@ class FokkerPlanck:
         return spectrum(self, k, **kwargs)
 
     def mean_first_passage_time(self, target: Any, **kwargs: Any):
-        """Mean first-passage time to `target`; see :func:`fpsolver.passage.mean_first_passage_time`."""
+        """Mean first-passage time to `target`.
+
+        See :func:`fpsolver.passage.mean_first_passage_time`.
+        """
         from .passage import mean_first_passage_time
 
         return mean_first_passage_time(self, target, **kwargs)
