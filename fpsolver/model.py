@@ -50,10 +50,8 @@ def cell_array(grid: Grid, value: Any, name: str) -> np.ndarray:
     if arr.shape != grid.shape:
         raise ValueError(f"`{name}` must have the grid shape {grid.shape}, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
-        bad = np.argwhere(~np.isfinite(arr))[0]
-        raise ValueError(
-            f"`{name}` must be finite everywhere; got {arr[tuple(bad)]} at cell {tuple(bad)}"
-        )
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+        raise ValueError(f"`{name}` must be finite everywhere; got {arr[bad]} at cell {bad}")
     return arr
 
 
