@@ -24,6 +24,12 @@ demo: $(VENV)/.core
 test: $(VENV)/.test
 	$(BIN)/python -m pytest tests fpsolver
 
+docs: $(VENV)/.test
+	$(BIN)/python -m sphinx -W -b html docs docs/_build/html
+
+validate: $(VENV)/.test
+	$(BIN)/python validation/run_all.py --out validation
+
 lint: $(VENV)/.test
 	$(BIN)/ruff check fpsolver tests benchmarks examples validation
 	$(BIN)/ruff format --check fpsolver tests
