@@ -1,0 +1,142 @@
+"""Saving and reopening results; checkpoints for long runs.
+
+Results are plain :class:`xarray.Dataset` objects, so ``ds.to_netcdf`` works
+with any of xarray's engines. These helpers add: an engine that is always
+available (scipy's netCDF3 writer is used when neither netCDF4 nor
+h5netcdf is installed), attributes made netCDF-safe (booleans become
+integers, ``None`` is dropped), and reading back the grid.
+
+Checkpoints are netCDF3 files (scipy engine, part of the core install)
+holding the frames so far plus ``checkpoint_*`` variables with the
+stepper's history; :func:`open_result` drops those.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .grid import Grid
+
+__all__ = ["save_result", "open_result", "result_grid", "write_checkpoint", "read_checkpoint"]
+
+_STATE = "checkpoint_"
+
+
+def _engine(engine: str | None) -> str:
+    if engine is not None:
+        return engine
+    for name, module in (("netcdf4", "netCDF4"), ("h5netcdf", "h5netcdf")):
+        try:
+            __import__(module)
+        except ImportError:
+            continue
+        return name
+    return "scipy"
+
+
+def _safe_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in attrs.items():
+        if v is None:
+            continue
+        if isinstance(v, (bool, np.bool_)):
+            v = int(v)
+        elif isinstance(v, (np.integer, int)) and not isinstance(v, bool):
+            v = int(v) if abs(int(v)) < 2**31 else float(v)
+        out[k] = v
+    return out
+
+
+def _netcdf_safe(ds):
+    ds = ds.copy()
+    ds.attrs = _safe_attrs(dict(ds.attrs))
+    for name in ds.variables:
+        ds[name].attrs = _safe_attrs(dict(ds[name].attrs))
+    return ds
+
+
+def save_result(ds, path: str | Path, engine: str | None = None) -> Path:
+    """Write a result to netCDF and return the path.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A result of :func:`fpsolver.solve.solve` (or any Dataset).
+    path : str or Path
+    engine : {"netcdf4", "h5netcdf", "scipy"}, optional
+        Default: the first installed of these (scipy is always present).
+
+    Examples
+    --------
+    >>> import tempfile, os, fpsolver as fp
+    >>> m = fp.FokkerPlanck(fp.Grid(x=(-3, 3, 20)), energy=lambda x: x**2 / 2)
+    >>> ds = m.solve(fp.gaussian(m.grid, 1.0, 0.3), 0.2, dt=0.1)
+    >>> path = save_result(ds, os.path.join(tempfile.mkdtemp(), "run.nc"))
+    >>> back = open_result(path)
+    >>> bool((back["p"] == ds["p"]).all()), result_grid(back) == m.grid
+    (True, True)
+    """
+    path = Path(path)
+    _netcdf_safe(ds).to_netcdf(path, engine=_engine(engine))
+    return path
+
+
+def open_result(path: str | Path, engine: str | None = None):
+    """Load a saved result (or checkpoint) into memory and close the file.
+
+    Checkpoint-only variables are dropped, so a checkpoint opens as the
+    result it will become.
+    """
+    import xarray as xr
+
+    ds = xr.load_dataset(path, engine=engine)
+    drop = [v for v in ds.variables if str(v).startswith(_STATE)]
+    return ds.drop_vars(drop)
+
+
+def result_grid(ds) -> Grid:
+    """The :class:`~fpsolver.grid.Grid` a result was computed on (from its attrs)."""
+    return Grid.from_attrs(ds.attrs)
+
+
+def write_checkpoint(ds, path: str | Path, state: dict[str, Any]) -> Path:
+    """Atomically write `ds` plus stepper `state` (netCDF3, scipy engine).
+
+    `state` maps names to floats or arrays with the grid's shape; they are
+    stored as ``checkpoint_<name>``. The file is first written next to
+    `path` and then moved over it, so `path` always holds a complete file.
+    """
+    import xarray as xr
+
+    path = Path(path)
+    ds = _netcdf_safe(ds)
+    names = tuple(d for d in ds["p"].dims if d != "time")
+    for key, value in state.items():
+        value = np.asarray(value, float)
+        if value.ndim == 0:
+            ds[_STATE + key] = xr.Variable((), value)
+        else:
+            shape = tuple(ds.sizes[n] for n in names)
+            ds[_STATE + key] = xr.Variable(names, value.reshape(shape))
+    tmp = path.with_name(path.name + ".tmp")
+    ds.to_netcdf(tmp, engine="scipy", format="NETCDF3_64BIT")
+    os.replace(tmp, path)
+    return path
+
+
+def read_checkpoint(path: str | Path) -> tuple[Any, dict[str, Any]]:
+    """Read a checkpoint: the result so far and the stepper state."""
+    import xarray as xr
+
+    ds = xr.load_dataset(path, engine="scipy")
+    state: dict[str, Any] = {}
+    for v in list(ds.variables):
+        v = str(v)
+        if v.startswith(_STATE):
+            value = ds[v].values
+            state[v[len(_STATE) :]] = float(value) if value.ndim == 0 else value.ravel()
+    return ds.drop_vars([_STATE + k for k in state]), state

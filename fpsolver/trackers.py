@@ -1,0 +1,281 @@
+"""What the time loop does besides stepping: diagnostics, progress, checkpoints.
+
+The driver (:func:`fpsolver.solve.solve`) calls every tracker's
+``on_step(t)`` after each accepted step and ``on_frame(t, p, diag)`` at
+each saved time; ``finalize()`` runs at the end, also when the run is
+interrupted. This keeps the loop itself free of side concerns.
+"""
+
+from __future__ import annotations
+
+import sys
+import time as _time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import diagnostics as dg
+
+if TYPE_CHECKING:
+    from .model import FokkerPlanck
+
+__all__ = [
+    "DIAGNOSTICS",
+    "Diagnostics",
+    "Tracker",
+    "ProgressTracker",
+    "CallbackTracker",
+    "CheckpointTracker",
+    "build_dataset",
+]
+
+#: Diagnostic variables of a result: name → (long_name, units).
+DIAGNOSTICS: dict[str, tuple[str, str]] = {
+    "mass": ("total probability sum(V p)", "1"),
+    "mean_energy": ("mean energy <E>", "energy"),
+    "entropy": ("entropy -sum(V p ln p)", "1"),
+    "free_energy": ("free energy <E> - T H", "energy"),
+    "relative_entropy": ("relative entropy KL(p||q) to the discrete Gibbs density", "1"),
+    "relative_entropy_ss": ("relative entropy KL(p||p_ss) to the stationary density", "1"),
+    "absorbed": ("probability absorbed by the walls", "1"),
+    "step_size": ("last time step before this frame", "1"),
+}
+
+
+class Diagnostics:
+    """Thermodynamic diagnostics of a density on `model`'s grid.
+
+    All sums use the scheme's own cell volumes (DESIGN.md §4). For a
+    non-reversible model the KL divergence to the stationary density
+    (``relative_entropy_ss``) is added when :meth:`FokkerPlanck.stationary`
+    is available.
+
+    Examples
+    --------
+    >>> import fpsolver as fp
+    >>> m = fp.FokkerPlanck(fp.Grid(x=(-3, 3, 40)), energy=lambda x: x**2 / 2)
+    >>> d = Diagnostics(m)(m.equilibrium().values)
+    >>> abs(d["relative_entropy"]) < 1e-14, abs(d["mass"] - 1) < 1e-14
+    (True, True)
+    """
+
+    def __init__(self, model: FokkerPlanck, initial_mass: float = 1.0) -> None:
+        g = model.grid
+        self.volumes = g.volumes
+        self.energy = model.energy
+        self.temperature = model.temperature
+        self.log_q = model.log_equilibrium()
+        self.absorbing = model.boundary.absorbing
+        self.initial_mass = float(initial_mass)
+        self.log_pss: np.ndarray | None = None
+        self.stationary_note = ""
+        if not model.reversible:
+            self.log_pss, self.stationary_note = _log_stationary(model)
+
+    def kl(self, p: np.ndarray) -> float:
+        """The Lyapunov functional the equilibrium stop watches.
+
+        KL(p‖q) for reversible models, KL(p‖p_ss) otherwise.
+        """
+        p = np.reshape(p, self.volumes.shape)
+        if self.log_pss is not None:
+            return dg.relative_entropy(self.volumes, self.log_pss, p)
+        return dg.relative_entropy(self.volumes, self.log_q, p)
+
+    def __call__(self, p: np.ndarray) -> dict[str, float]:
+        p = np.reshape(p, self.volumes.shape)
+        V, E, T = self.volumes, self.energy, self.temperature
+        out = {
+            "mass": dg.mass(V, p),
+            "mean_energy": dg.mean_energy(V, E, p),
+            "entropy": dg.entropy(V, p),
+            "free_energy": dg.free_energy(V, E, T, p),
+            "relative_entropy": dg.relative_entropy(V, self.log_q, p),
+        }
+        if self.log_pss is not None:
+            out["relative_entropy_ss"] = dg.relative_entropy(V, self.log_pss, p)
+        if self.absorbing:
+            out["absorbed"] = self.initial_mass - out["mass"]
+        return out
+
+
+def _log_stationary(model: FokkerPlanck) -> tuple[np.ndarray | None, str]:
+    try:
+        from . import stationary  # noqa: F401
+    except ImportError:
+        return None, "relative_entropy_ss unavailable: fpsolver.stationary is not installed"
+    pss = np.asarray(model.stationary().transpose(*model.grid.names).values, float)
+    with np.errstate(divide="ignore"):
+        return np.log(np.where(pss > 0, pss, 0.0)), ""
+
+
+class Tracker:
+    """Base tracker: override any of the hooks."""
+
+    def on_step(self, t: float) -> None:
+        """Called after every accepted step, with the new time."""
+
+    def on_frame(self, t: float, p: np.ndarray, diag: dict[str, float]) -> None:
+        """Called at every saved time with the density (grid shape)."""
+
+    def finalize(self) -> None:
+        """Called once at the end, also after an interruption."""
+
+
+class ProgressTracker(Tracker):
+    """A tqdm progress bar over simulated time.
+
+    Parameters
+    ----------
+    t0, t_end : float
+        Start and end time (``t_end=None`` for an open-ended run to
+        equilibrium: the bar then counts steps).
+    enabled : bool or None
+        True: always show; False: never; None: show only when stderr is a
+        terminal and, after the first second, the run is expected to take
+        more than `min_seconds` in total.
+    """
+
+    def __init__(
+        self,
+        t0: float,
+        t_end: float | None,
+        enabled: bool | None = None,
+        min_seconds: float = 3.0,
+    ) -> None:
+        self.t0, self.t_end = float(t0), t_end
+        self.enabled = enabled
+        self.min_seconds = min_seconds
+        self.bar: Any = None
+        self._start = _time.perf_counter()
+        self._shown = t0
+        self._decided = enabled is not None
+        if enabled:
+            self._open()
+
+    def _open(self) -> None:
+        from tqdm.auto import tqdm
+
+        total = None if self.t_end is None else self.t_end - self.t0
+        unit = "step" if total is None else "t"
+        self.bar = tqdm(total=total, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True)
+        self._shown = self.t0
+
+    def on_step(self, t: float) -> None:
+        if self.bar is None:
+            if self._decided:
+                return
+            elapsed = _time.perf_counter() - self._start
+            if elapsed < 1.0:
+                return
+            self._decided = True
+            if not _isatty():
+                return
+            if self.t_end is not None and t > self.t0:
+                expected = elapsed * (self.t_end - self.t0) / (t - self.t0)
+                if expected < self.min_seconds:
+                    return
+            self._open()
+        if self.t_end is None:
+            self.bar.update(1)
+        else:
+            self.bar.update(t - self._shown)
+            self._shown = t
+
+    def finalize(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _isatty() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class CallbackTracker(Tracker):
+    """Calls ``callback(t, p)`` at every saved frame (p has the grid shape).
+
+    The callback may raise (e.g. ``KeyboardInterrupt``) to stop the run;
+    with a checkpoint, every frame up to and including this one is on disk.
+    """
+
+    def __init__(self, callback: Callable[[float, np.ndarray], Any]) -> None:
+        if not callable(callback):
+            raise TypeError(f"`callback` must be callable, got {type(callback).__name__}")
+        self.callback = callback
+
+    def on_frame(self, t: float, p: np.ndarray, diag: dict[str, float]) -> None:
+        self.callback(t, p)
+
+
+class CheckpointTracker(Tracker):
+    """Writes every saved frame to a netCDF checkpoint as it is produced.
+
+    The file always holds a complete, valid result: each write goes to a
+    temporary file that replaces the checkpoint atomically, so an
+    interrupted run never leaves a truncated file. The stepper's history
+    (for BDF2 the previous density and step) and the step-size level of
+    the adaptive method are stored alongside, so that
+    ``solve(..., checkpoint=path, resume=True)`` continues bit for bit.
+    """
+
+    def __init__(self, path: str | Path, snapshot: Callable[[], Any]) -> None:
+        self.path = Path(path)
+        self.snapshot = snapshot
+
+    def on_frame(self, t: float, p: np.ndarray, diag: dict[str, float]) -> None:
+        from .io import write_checkpoint
+
+        ds, state = self.snapshot()
+        write_checkpoint(ds, self.path, state)
+
+
+def build_dataset(
+    model: FokkerPlanck,
+    times: list[float],
+    frames: list[np.ndarray],
+    diags: list[dict[str, float]],
+    attrs: dict[str, Any],
+):
+    """Assemble the result :class:`xarray.Dataset` (DESIGN.md §7 contract).
+
+    Examples
+    --------
+    >>> import numpy as np, fpsolver as fp
+    >>> m = fp.FokkerPlanck(fp.Grid(x=(-3, 3, 40)), energy=lambda x: x**2 / 2)
+    >>> q = m.equilibrium().values
+    >>> ds = build_dataset(m, [0.0], [q], [Diagnostics(m)(q)], {})
+    >>> ds["p"].dims, sorted(ds.data_vars)[:3]
+    (('time', 'x'), ['entropy', 'free_energy', 'mass'])
+    """
+    import xarray as xr
+
+    grid = model.grid
+    coords: dict[str, Any] = dict(grid.coords())
+    coords["time"] = xr.Variable(
+        "time", np.asarray(times, float), attrs={"long_name": "time", "units": "1"}
+    )
+    dims = ("time", *grid.names)
+    p = (
+        np.stack([np.reshape(f, grid.shape) for f in frames])
+        if frames
+        else np.empty((0, *grid.shape))
+    )
+    data: dict[str, Any] = {
+        "p": xr.Variable(dims, p, attrs={"long_name": "probability density", "units": "1/volume"})
+    }
+    for name, (long_name, units) in DIAGNOSTICS.items():
+        if diags and name in diags[0]:
+            data[name] = xr.Variable(
+                "time",
+                np.array([d[name] for d in diags], float),
+                attrs={"long_name": long_name, "units": units},
+            )
+    ds = xr.Dataset(data, coords=coords)
+    ds.attrs.update(attrs)
+    return ds
