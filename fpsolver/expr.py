@@ -1,0 +1,516 @@
+"""Safe math expressions for configuration files.
+
+Configs describe energies, mobilities, forces and initial densities as text
+such as ``"(x**2 - 1)**2 + 0.5*y**2"``. This module turns such text into a
+vectorised callable of the axis arrays *without* ``eval`` or ``exec``: the
+text is parsed with :mod:`ast`, every node is checked against a small
+whitelist, and a tree-walking interpreter evaluates it with numpy.
+
+Allowed: numbers, the axis names and named constants, ``+ - * / // % **``,
+unary ``+ -``, comparisons (``<``, ``<=``, ``>``, ``>=``, ``==``, ``!=``;
+giving 1.0 or 0.0), ``&`` and ``|`` on comparisons, and calls of the
+functions in :data:`FUNCTIONS` (``exp``, ``log``, ``sin``, ``where``, …).
+Rejected with an :class:`ExpressionError`: attribute access, subscripts,
+imports and statements, lambdas, comprehensions, strings, keyword
+arguments, dunder or unknown names, calls of anything not whitelisted,
+constants larger than :data:`MAX_CONSTANT`, constant exponents larger than
+:data:`MAX_EXPONENT`, exponent towers (a power inside an exponent), and
+texts longer than :data:`MAX_LENGTH` or nested deeper than
+:data:`MAX_DEPTH`.
+
+A Python function may be referenced as ``"package.module:function"`` with
+:func:`resolve_reference`, but only when the caller opts in
+(``allow_python=True``): importing code is a decision for the user, not
+something a config file can do by itself.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import operator
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "CONSTANTS",
+    "FUNCTIONS",
+    "Expression",
+    "ExpressionError",
+    "compile_expression",
+    "is_reference",
+    "resolve_reference",
+]
+
+#: Longest accepted expression text (characters).
+MAX_LENGTH = 2000
+#: Deepest accepted nesting of the syntax tree.
+MAX_DEPTH = 40
+#: Largest accepted magnitude of a numeric literal.
+MAX_CONSTANT = 1e100
+#: Largest accepted magnitude of a constant exponent in ``a ** b``.
+MAX_EXPONENT = 100.0
+
+#: Named constants available in every expression.
+CONSTANTS: dict[str, float] = {"pi": float(np.pi), "e": float(np.e), "tau": float(2 * np.pi)}
+
+
+def _where(cond: Any, a: Any, b: Any) -> np.ndarray:
+    return np.where(np.asarray(cond) != 0, a, b)
+
+
+#: Whitelisted functions: name → (callable, number of arguments).
+FUNCTIONS: dict[str, tuple[Callable[..., Any], int]] = {
+    "exp": (np.exp, 1),
+    "expm1": (np.expm1, 1),
+    "log": (np.log, 1),
+    "log1p": (np.log1p, 1),
+    "log2": (np.log2, 1),
+    "log10": (np.log10, 1),
+    "sqrt": (np.sqrt, 1),
+    "cbrt": (np.cbrt, 1),
+    "abs": (np.abs, 1),
+    "sign": (np.sign, 1),
+    "floor": (np.floor, 1),
+    "ceil": (np.ceil, 1),
+    "sin": (np.sin, 1),
+    "cos": (np.cos, 1),
+    "tan": (np.tan, 1),
+    "arcsin": (np.arcsin, 1),
+    "arccos": (np.arccos, 1),
+    "arctan": (np.arctan, 1),
+    "sinh": (np.sinh, 1),
+    "cosh": (np.cosh, 1),
+    "tanh": (np.tanh, 1),
+    "arcsinh": (np.arcsinh, 1),
+    "arccosh": (np.arccosh, 1),
+    "arctanh": (np.arctanh, 1),
+    "erf": (None, 1),  # filled lazily from scipy.special
+    "arctan2": (np.arctan2, 2),
+    "hypot": (np.hypot, 2),
+    "minimum": (np.minimum, 2),
+    "maximum": (np.maximum, 2),
+    "min": (np.minimum, 2),
+    "max": (np.maximum, 2),
+    "mod": (np.mod, 2),
+    "heaviside": (np.heaviside, 2),
+    "logaddexp": (np.logaddexp, 2),
+    "where": (_where, 3),
+    "clip": (np.clip, 3),
+}
+
+_BINOPS: dict[type, Callable[[Any, Any], Any]] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+}
+_LOGIC: dict[type, Callable[[Any, Any], Any]] = {
+    ast.BitAnd: np.logical_and,
+    ast.BitOr: np.logical_or,
+}
+_UNARY: dict[type, Callable[[Any], Any]] = {ast.UAdd: operator.pos, ast.USub: operator.neg}
+_COMPARE: dict[type, Callable[[Any, Any], Any]] = {
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+}
+
+_REFERENCE = re.compile(r"^\s*[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*\s*$")
+
+_NODE_WORDS = {
+    ast.Attribute: "attribute access",
+    ast.Subscript: "subscripts",
+    ast.Lambda: "lambdas",
+    ast.ListComp: "comprehensions",
+    ast.SetComp: "comprehensions",
+    ast.DictComp: "comprehensions",
+    ast.GeneratorExp: "comprehensions",
+    ast.NamedExpr: "assignments",
+    ast.IfExp: "conditional expressions (use where(cond, a, b))",
+    ast.BoolOp: "`and`/`or` (use & and | on comparisons)",
+    ast.Starred: "starred arguments",
+    ast.JoinedStr: "strings",
+    ast.Await: "await",
+    ast.Yield: "yield",
+    ast.YieldFrom: "yield",
+    ast.List: "lists",
+    ast.Tuple: "tuples",
+    ast.Dict: "dicts",
+    ast.Set: "sets",
+}
+
+
+class ExpressionError(ValueError):
+    """A config expression is malformed or uses something not allowed."""
+
+
+def _erf() -> Callable[[Any], Any]:
+    from scipy.special import erf
+
+    return erf
+
+
+class Expression:
+    """A checked math expression, callable on numpy arrays.
+
+    Parameters
+    ----------
+    text : str
+        The expression, e.g. ``"(x**2 - 1)**2 + 0.5*y**2"``.
+    variables : iterable of str
+        Names the expression may use as array arguments (the axis names),
+        in the order positional arguments are given.
+    constants : mapping of str to float, optional
+        Extra named numbers (e.g. from a config's ``[constants]`` table);
+        they may not shadow variables or functions.
+    name : str, optional
+        What the expression describes, used in error messages
+        (e.g. ``"model.energy"``).
+
+    Attributes
+    ----------
+    text : str
+    variables : tuple of str
+    used : frozenset of str
+        The variables the expression actually uses.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> f = Expression("(x**2 - 1)**2 + 0.5*y**2", ["x", "y"])
+    >>> f(np.array([0.0, 1.0]), np.array([0.0, 2.0]))
+    array([1., 2.])
+    >>> f(x=2.0, y=0.0)
+    array(9.)
+    >>> Expression("exp(-x**2)", ["x"]).used
+    frozenset({'x'})
+    """
+
+    def __init__(
+        self,
+        text: str,
+        variables: Iterable[str],
+        constants: Mapping[str, float] | None = None,
+        name: str = "expression",
+    ) -> None:
+        self.name = name
+        self.variables = tuple(variables)
+        consts = dict(CONSTANTS)
+        for key, value in (constants or {}).items():
+            if key in self.variables or key in FUNCTIONS or key.startswith("_"):
+                raise ExpressionError(
+                    f"{name}: constant {key!r} clashes with a variable, a function or a "
+                    "reserved name"
+                )
+            consts[key] = _check_number(value, f"{name}: constant {key!r}")
+        self._constants = consts
+        if not isinstance(text, str):
+            raise ExpressionError(f"{name}: expected an expression string, got {text!r}")
+        self.text = text
+        self._tree = _parse(text, name)
+        used: set[str] = set()
+        _check(self._tree.body, name, set(self.variables), set(consts), used, 0)
+        self.used = frozenset(used)
+
+    def __repr__(self) -> str:
+        return f"Expression({self.text!r}, variables={self.variables})"
+
+    @property
+    def is_constant(self) -> bool:
+        """True when the expression uses no variables."""
+        return not self.used
+
+    def __call__(self, *args: Any, **kwargs: Any) -> np.ndarray:
+        """Evaluate on arrays given positionally (in `variables` order) or by name."""
+        if len(args) > len(self.variables):
+            raise TypeError(
+                f"{self.name}: got {len(args)} positional arrays for variables {self.variables}"
+            )
+        env = dict(zip(self.variables, args))
+        for key, value in kwargs.items():
+            if key not in self.variables:
+                raise TypeError(f"{self.name}: unknown variable {key!r}; valid: {self.variables}")
+            env[key] = value
+        missing = [v for v in self.used if v not in env]
+        if missing:
+            raise TypeError(f"{self.name}: missing values for variables {sorted(missing)}")
+        env = {k: np.asarray(v, dtype=float) for k, v in env.items()}
+        with np.errstate(all="ignore"):
+            out = _eval(self._tree.body, env, self._constants, self.name)
+        return np.asarray(out, dtype=float)
+
+
+def compile_expression(
+    text: str,
+    variables: Iterable[str],
+    constants: Mapping[str, float] | None = None,
+    name: str = "expression",
+) -> Expression:
+    """Parse and check `text`; return an :class:`Expression`.
+
+    Examples
+    --------
+    >>> f = compile_expression("where(x > 0, x, 0)", ["x"])
+    >>> f([-1.0, 2.0])
+    array([0., 2.])
+    >>> compile_expression("x.__class__", ["x"], name="model.energy")
+    Traceback (most recent call last):
+    ...
+    fpsolver.expr.ExpressionError: model.energy: not allowed: attribute access (at '.__class__')
+    """
+    return Expression(text, variables, constants, name)
+
+
+def is_reference(text: Any) -> bool:
+    """Whether `text` looks like a ``"package.module:function"`` reference.
+
+    Examples
+    --------
+    >>> is_reference("numpy:cos"), is_reference("cos(x)")
+    (True, False)
+    """
+    return isinstance(text, str) and bool(_REFERENCE.match(text))
+
+
+def resolve_reference(text: str, allow_python: bool, name: str = "expression") -> Callable:
+    """Import the function named by ``"package.module:function"``.
+
+    Parameters
+    ----------
+    text : str
+        The reference.
+    allow_python : bool
+        Must be True: importing code named in a config needs the user's
+        explicit consent (``allow_python = true`` or ``--allow-python``).
+    name : str
+        What the reference describes, for error messages.
+
+    Examples
+    --------
+    >>> resolve_reference("numpy:cos", allow_python=True).__name__
+    'cos'
+    >>> resolve_reference("numpy:cos", allow_python=False, name="model.energy")
+    Traceback (most recent call last):
+    ...
+    fpsolver.expr.ExpressionError: model.energy: 'numpy:cos' refers to Python code; ...
+    """
+    if not is_reference(text):
+        raise ExpressionError(f"{name}: {text!r} is not of the form 'package.module:function'")
+    if not allow_python:
+        raise ExpressionError(
+            f"{name}: {text!r} refers to Python code; importing it needs your consent: "
+            "set `allow_python = true` at the top of the config or pass --allow-python"
+        )
+    module_name, attr = text.strip().split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ExpressionError(f"{name}: cannot import module {module_name!r}: {err}") from None
+    func = getattr(module, attr, None)
+    if func is None or not callable(func):
+        raise ExpressionError(f"{name}: module {module_name!r} has no callable {attr!r}")
+    return func
+
+
+# -- checking ------------------------------------------------------------
+def _parse(text: str, name: str) -> ast.Expression:
+    if len(text) > MAX_LENGTH:
+        raise ExpressionError(
+            f"{name}: expression is {len(text)} characters long; the limit is {MAX_LENGTH}"
+        )
+    if not text.strip():
+        raise ExpressionError(f"{name}: expression is empty")
+    try:
+        return ast.parse(text.strip(), mode="eval")
+    except SyntaxError as err:
+        raise ExpressionError(
+            f"{name}: not a valid expression: {text!r} ({err.msg}, column {err.offset})"
+        ) from None
+    except (ValueError, RecursionError, MemoryError) as err:
+        raise ExpressionError(f"{name}: cannot parse {text!r}: {err}") from None
+
+
+def _check_number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ExpressionError(f"{where}: must be a real number, got {value!r}")
+    if isinstance(value, int) and abs(value) > MAX_CONSTANT:
+        raise ExpressionError(f"{where}: number is too large (limit {MAX_CONSTANT:g})")
+    v = float(value)
+    if not np.isfinite(v) or abs(v) > MAX_CONSTANT:
+        raise ExpressionError(f"{where}: number {value!r} exceeds the limit {MAX_CONSTANT:g}")
+    return v
+
+
+def _snippet(node: ast.AST) -> str:
+    try:
+        return ast.unparse(node)
+    except Exception:  # pragma: no cover - unparse handles every node we see
+        return type(node).__name__
+
+
+def _constant_value(node: ast.AST) -> float | None:
+    """Value of a variable-free numeric subtree made of literals and + - * /."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
+        return float(node.value)
+    if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
+        v = _constant_value(node.operand)
+        return None if v is None else _UNARY[type(node.op)](v)
+    if isinstance(node, ast.BinOp) and type(node.op) in (ast.Add, ast.Sub, ast.Mult, ast.Div):
+        a, b = _constant_value(node.left), _constant_value(node.right)
+        if a is None or b is None:
+            return None
+        with np.errstate(all="ignore"):
+            return float(_BINOPS[type(node.op)](np.float64(a), np.float64(b)))
+    return None
+
+
+def _contains_pow(node: ast.AST) -> bool:
+    return any(
+        isinstance(n, ast.BinOp) and isinstance(n.op, ast.Pow) for n in ast.walk(node)
+    ) or any(
+        isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("exp", "expm1")
+        for n in ast.walk(node)
+    )
+
+
+def _check(
+    node: ast.AST, name: str, variables: set[str], constants: set[str], used: set[str], depth: int
+) -> None:
+    if depth > MAX_DEPTH:
+        raise ExpressionError(f"{name}: expression is nested too deeply (limit {MAX_DEPTH})")
+    d = depth + 1
+    if isinstance(node, ast.Constant):
+        if isinstance(node.value, complex):
+            raise ExpressionError(f"{name}: complex numbers are not allowed ({node.value!r})")
+        if isinstance(node.value, (str, bytes)):
+            raise ExpressionError(f"{name}: strings are not allowed (at {_snippet(node)!r})")
+        _check_number(node.value, f"{name}: constant {_snippet(node)}")
+        return
+    if isinstance(node, ast.Name):
+        ident = node.id
+        if ident.startswith("_"):
+            raise ExpressionError(
+                f"{name}: name {ident!r} is not allowed (no private/dunder names)"
+            )
+        if ident in variables:
+            used.add(ident)
+            return
+        if ident in constants:
+            return
+        if ident in FUNCTIONS:
+            raise ExpressionError(f"{name}: function {ident!r} must be called, e.g. {ident}(x)")
+        valid = sorted(variables) + sorted(constants)
+        raise ExpressionError(f"{name}: unknown name {ident!r}; valid names: {', '.join(valid)}")
+    if isinstance(node, ast.BinOp):
+        op = type(node.op)
+        if op not in _BINOPS and op not in _LOGIC:
+            raise ExpressionError(
+                f"{name}: operator {type(node.op).__name__} is not allowed (in {_snippet(node)!r})"
+            )
+        if op is ast.Pow:
+            if _contains_pow(node.right):
+                raise ExpressionError(
+                    f"{name}: exponent towers are not allowed (in {_snippet(node)!r}); "
+                    "a power may not contain another power or exp in its exponent"
+                )
+            value = _constant_value(node.right)
+            if value is not None and not abs(value) <= MAX_EXPONENT:
+                raise ExpressionError(
+                    f"{name}: exponent {value:g} is too large (limit ±{MAX_EXPONENT:g}) "
+                    f"in {_snippet(node)!r}"
+                )
+        _check(node.left, name, variables, constants, used, d)
+        _check(node.right, name, variables, constants, used, d)
+        return
+    if isinstance(node, ast.UnaryOp):
+        if type(node.op) not in _UNARY:
+            raise ExpressionError(
+                f"{name}: unary operator {type(node.op).__name__} is not allowed "
+                f"(in {_snippet(node)!r})"
+            )
+        _check(node.operand, name, variables, constants, used, d)
+        return
+    if isinstance(node, ast.Compare):
+        for op in node.ops:
+            if type(op) not in _COMPARE:
+                raise ExpressionError(
+                    f"{name}: comparison {type(op).__name__} is not allowed (in {_snippet(node)!r})"
+                )
+        _check(node.left, name, variables, constants, used, d)
+        for comp in node.comparators:
+            _check(comp, name, variables, constants, used, d)
+        return
+    if isinstance(node, ast.Call):
+        func = node.func
+        if not isinstance(func, ast.Name):
+            what = "attribute access" if isinstance(func, ast.Attribute) else "calls of expressions"
+            raise ExpressionError(
+                f"{name}: not allowed: {what} (at {_snippet(func)!r}); "
+                f"callable functions: {', '.join(sorted(FUNCTIONS))}"
+            )
+        if func.id not in FUNCTIONS:
+            raise ExpressionError(
+                f"{name}: calling {func.id!r} is not allowed; "
+                f"callable functions: {', '.join(sorted(FUNCTIONS))}"
+            )
+        if node.keywords:
+            raise ExpressionError(f"{name}: keyword arguments are not allowed in {func.id}()")
+        nargs = FUNCTIONS[func.id][1]
+        if len(node.args) != nargs:
+            raise ExpressionError(
+                f"{name}: {func.id}() takes {nargs} argument{'s' if nargs > 1 else ''}, "
+                f"got {len(node.args)}"
+            )
+        for arg in node.args:
+            _check(arg, name, variables, constants, used, d)
+        return
+    word = _NODE_WORDS.get(type(node), f"{type(node).__name__} nodes")
+    text = _snippet(node)
+    if isinstance(node, ast.Attribute):
+        text = "." + node.attr
+    raise ExpressionError(f"{name}: not allowed: {word} (at {text!r})")
+
+
+# -- evaluation ----------------------------------------------------------
+def _eval(node: ast.AST, env: dict[str, np.ndarray], constants: dict[str, float], name: str):
+    if isinstance(node, ast.Constant):
+        return np.float64(node.value)
+    if isinstance(node, ast.Name):
+        if node.id in env:
+            return env[node.id]
+        return np.float64(constants[node.id])
+    if isinstance(node, ast.BinOp):
+        left = _eval(node.left, env, constants, name)
+        right = _eval(node.right, env, constants, name)
+        op = type(node.op)
+        if op in _LOGIC:
+            return _LOGIC[op](np.asarray(left) != 0, np.asarray(right) != 0).astype(float)
+        return _BINOPS[op](left, right)
+    if isinstance(node, ast.UnaryOp):
+        return _UNARY[type(node.op)](_eval(node.operand, env, constants, name))
+    if isinstance(node, ast.Compare):
+        left = _eval(node.left, env, constants, name)
+        result: Any = True
+        for op, comp in zip(node.ops, node.comparators):
+            right = _eval(comp, env, constants, name)
+            result = np.logical_and(result, _COMPARE[type(op)](left, right))
+            left = right
+        return np.asarray(result, dtype=float)
+    if isinstance(node, ast.Call):
+        assert isinstance(node.func, ast.Name)
+        func = FUNCTIONS[node.func.id][0]
+        if func is None:
+            func = _erf()
+        args = [_eval(a, env, constants, name) for a in node.args]
+        return func(*args)
+    raise ExpressionError(f"{name}: cannot evaluate {_snippet(node)!r}")  # pragma: no cover
