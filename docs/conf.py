@@ -73,7 +73,7 @@ html_theme_options = {
 API_GROUPS = [
     ("Grids and models", ["grid", "model", "boundary", "initial"]),
     ("Discretisation and diagnostics", ["discretization", "diagnostics", "analytic"]),
-    ("Time stepping and results", ["solve", "steppers", "trackers", "io"]),
+    ("Time stepping and results", ["solve", "steppers", "linsolve", "trackers", "io"]),
     ("Particles and statistics", ["particles", "compare"]),
     (
         "Stationary states, spectra, first passage, Lyapunov functions",
