@@ -8,8 +8,34 @@ checks the grid solution.
 """
 
 from ._version import __version__
+from .compare import compare
 from .grid import Grid
 from .initial import as_density, gaussian
+from .lyapunov import lyapunov
+from .io import open_result, save_result
 from .model import FokkerPlanck
+from .passage import committor, mean_first_passage_time
+from .particles import simulate_particles
+from .solve import solve
+from .spectral import spectrum
+from .stationary import stationary
+from .steppers import METHODS
 
-__all__ = ["__version__", "Grid", "FokkerPlanck", "gaussian", "as_density"]
+__all__ = [
+    "__version__",
+    "Grid",
+    "FokkerPlanck",
+    "gaussian",
+    "as_density",
+    "solve",
+    "METHODS",
+    "open_result",
+    "save_result",
+    "simulate_particles",
+    "compare",
+    "stationary",
+    "spectrum",
+    "mean_first_passage_time",
+    "committor",
+    "lyapunov",
+]
