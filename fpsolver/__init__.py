@@ -11,11 +11,11 @@ from ._version import __version__
 from .compare import compare
 from .grid import Grid
 from .initial import as_density, gaussian
-from .lyapunov import lyapunov
 from .io import open_result, save_result
+from .lyapunov import lyapunov
 from .model import FokkerPlanck
-from .passage import committor, mean_first_passage_time
 from .particles import simulate_particles
+from .passage import committor, mean_first_passage_time
 from .solve import solve
 from .spectral import spectrum
 from .stationary import stationary
