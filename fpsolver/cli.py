@@ -1,24 +1,333 @@
-"""The ``fpsolver`` command line."""
+"""The ``fpsolver`` command line (also ``python -m fpsolver``).
+
+Subcommands::
+
+    fpsolver run CONFIG.toml [-o OUTDIR] [--allow-python]
+    fpsolver demo [-o OUTDIR]
+    fpsolver validate [--quick] [-o OUTDIR]
+    fpsolver plot RESULT.nc [-o OUTDIR] [--animation {gif,mp4}]
+
+Exit status: 0 on success, 2 for bad usage or a bad config (the message
+names the key and the reason), 1 for a numerical failure (a solver error or
+a result that is not finite).
+"""
 
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_NUMERICAL = 1
+EXIT_USAGE = 2
+
+
+class _UsageError(Exception):
+    """Bad usage or config: exit status 2."""
+
+
+class _NumericalError(Exception):
+    """The numerics failed: exit status 1."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    from ._version import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="fpsolver",
+        description="Solve Fokker-Planck equations with Scharfetter-Gummel finite volumes.",
+        epilog="Exit status: 0 success, 1 numerical failure, 2 bad usage or config.",
+    )
+    parser.add_argument("--version", action="version", version=f"fpsolver {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="solve the problem described by a TOML config",
+        description="Solve the problem of CONFIG.toml; write the netCDF result, the "
+        "particle comparison table (if configured) and figures; print a summary.",
+    )
+    run.add_argument("config", type=Path, help="the TOML config")
+    run.add_argument("-o", "--outdir", type=Path, default=Path("results"), help="output folder")
+    run.add_argument(
+        "--allow-python",
+        action="store_true",
+        help="allow 'package.module:function' references in the config (imports code)",
+    )
+    run.add_argument("--no-figures", action="store_true", help="skip the figures")
+
+    demo = sub.add_parser("demo", help="solve the 2-D double well and write figures")
+    demo.add_argument("-o", "--outdir", type=Path, default=Path("results"), help="output folder")
+
+    val = sub.add_parser(
+        "validate",
+        help="run the validation notebooks and write REPORT.md",
+        description="Run the validation notebooks (they ship with the source tree, "
+        "next to the package) and write a report.",
+    )
+    val.add_argument("--quick", action="store_true", help="quick mode (coarser, faster)")
+    val.add_argument("-o", "--outdir", type=Path, default=None, help="report folder")
+
+    plot = sub.add_parser("plot", help="the standard figures of a saved result")
+    plot.add_argument("result", type=Path, help="a result written by `fpsolver run` (.nc)")
+    plot.add_argument("-o", "--outdir", type=Path, default=None, help="output folder")
+    plot.add_argument("--animation", choices=("gif", "mp4"), default=None, help="also animate")
+    plot.add_argument("--dpi", type=int, default=100)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``fpsolver`` and ``python -m fpsolver``."""
-    parser = argparse.ArgumentParser(prog="fpsolver", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="solve the 2-D double well and write figures")
-    demo.add_argument("-o", "--outdir", default="results")
-    args = parser.parse_args(argv)
-    if args.command == "demo":
-        from .demo import run_demo
+    """Entry point of ``fpsolver`` and ``python -m fpsolver``; returns the exit status.
 
-        for path in run_demo(args.outdir):
-            print(path)
-    return 0
+    Examples
+    --------
+    >>> main(["--version"])  # doctest: +ELLIPSIS
+    fpsolver ...
+    0
+    """
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: 0 for --help/--version, 2 for bad usage
+        return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
+    commands = {"run": _run, "demo": _demo, "validate": _validate, "plot": _plot}
+    try:
+        return commands[args.command](args)
+    except _UsageError as err:
+        print(f"fpsolver {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except _NumericalError as err:
+        print(f"fpsolver {args.command}: numerical failure: {err}", file=sys.stderr)
+        return EXIT_NUMERICAL
+
+
+def _agg() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+
+
+# -- run -------------------------------------------------------------------
+def _run(args: argparse.Namespace) -> int:
+    from .config import ConfigError, load_config
+
+    try:
+        cfg = load_config(args.config, allow_python=args.allow_python)
+    except ConfigError as err:
+        raise _UsageError(str(err)) from None
+    out = Path(args.outdir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise _UsageError(f"--outdir {str(out)!r}: cannot create it: {err.strerror}") from None
+    name = cfg.output["name"]
+    model = cfg.model
+
+    start = time.perf_counter()
+    ds = _call("solve", lambda: model.solve(cfg.p0, progress=False, **cfg.solve))
+    wall = time.perf_counter() - start
+    p_last = np.asarray(ds["p"].isel(time=-1).values)
+    if not np.all(np.isfinite(p_last)):
+        raise _NumericalError("the final density is not finite")
+    ds["energy"] = model.grid.data_array(np.asarray(model.energy), "energy", long_name="energy E")
+    from .io import save_result
+
+    paths: list[Path] = [save_result(ds, out / f"{name}.nc")]
+
+    parts = table = None
+    if cfg.particles is not None:
+        parts, table = _particle_check(cfg, ds)
+        paths.append(_write_table(table, out / f"{name}_comparison.csv"))
+
+    if cfg.output["figures"] and not args.no_figures:
+        _agg()
+        from .plotting import standard_figures
+
+        paths += standard_figures(
+            ds,
+            out,
+            name=name,
+            model=model,
+            parts=parts,
+            dpi=cfg.output["dpi"],
+            animation=cfg.output["animation"],
+        )
+    _summary(cfg, ds, wall, paths, table)
+    return EXIT_OK
+
+
+def _call(section: str, func: Any) -> Any:
+    """Run a numerical step; sort its exceptions into usage (2) and numerical (1) failures."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            return func()
+    except (ArithmeticError, np.linalg.LinAlgError, RuntimeError, MemoryError) as err:
+        raise _NumericalError(f"{section}: {type(err).__name__}: {err}") from None
+    except (ValueError, TypeError, FileExistsError) as err:
+        raise _UsageError(f"{section}: {err}") from None
+
+
+def _particle_check(cfg: Any, ds: Any) -> tuple[Any, Any]:
+    from .particles import simulate_particles
+
+    kw = dict(cfg.particles)
+    parts = _call(
+        "particles",
+        lambda: simulate_particles(cfg.model, cfg.p0, t_end=cfg.solve["t_end"], **kw),
+    )
+    try:
+        from .compare import compare
+    except ImportError:  # pragma: no cover - compare ships with the package
+        raise _NumericalError("particles: fpsolver.compare is not available") from None
+    table = _call("particles", lambda: compare(ds, parts))
+    return parts, table
+
+
+def _table_frame(table: Any):
+    """A flat pandas DataFrame (one row per time) from compare()'s result.
+
+    Variables with an extra dimension (e.g. ``mean_z`` per axis) become one
+    column per label, ``mean_z_x``, ``mean_z_y``.
+    """
+    import pandas as pd
+
+    if isinstance(table, pd.DataFrame):
+        return table
+    if not hasattr(table, "data_vars"):
+        return pd.DataFrame(table)
+    columns: dict[str, Any] = {}
+    for name, var in table.data_vars.items():
+        extra = [d for d in var.dims if d != "time"]
+        if not extra:
+            columns[str(name)] = np.asarray(var.values)
+            continue
+        flat = var.stack(_col=extra).transpose("time", "_col")
+        labels = [
+            "_".join(map(str, v if isinstance(v, tuple) else (v,))) for v in flat["_col"].values
+        ]
+        for i, label in enumerate(labels):
+            columns[f"{name}_{label}"] = np.asarray(flat.values[:, i])
+    return pd.DataFrame(columns, index=pd.Index(table["time"].values, name="time"))
+
+
+def _write_table(table: Any, path: Path) -> Path:
+    _table_frame(table).to_csv(path)
+    return path
+
+
+def _final(ds: Any, name: str) -> float | None:
+    return float(ds[name].values[-1]) if name in ds else None
+
+
+_SUMMARY_COLUMNS = ("l1", "chi2", "p_value", "mean_z", "free_energy_diff", "free_energy_z")
+
+
+def _summary(cfg: Any, ds: Any, wall: float, paths: list[Path], table: Any) -> None:
+    t_last = float(ds["time"].values[-1])
+    mass = _final(ds, "mass")
+    absorbed = _final(ds, "absorbed") or 0.0
+    mass_error = abs(mass + absorbed - 1.0) if mass is not None else float("nan")
+    lines = [f"{cfg.title}: {ds.attrs.get('method', '?')} to t = {t_last:.6g}"]
+    kl = _final(ds, "relative_entropy")
+    if kl is not None:
+        lines.append(f"  final relative entropy KL(p||q)    {kl:.3e}")
+    kl_ss = _final(ds, "relative_entropy_ss")
+    if kl_ss is not None:
+        lines.append(f"  final relative entropy KL(p||p_ss) {kl_ss:.3e}")
+    if "absorbed" in ds:
+        lines.append(f"  absorbed mass                      {absorbed:.6g}")
+    lines.append(f"  mass error                         {mass_error:.3e}")
+    lines.append(f"  wall time                          {wall:.2f} s")
+    if table is not None:
+        frame = _table_frame(table)
+        lines.append("  particle check (last saved time):")
+        last = frame.iloc[-1]
+        shown = [k for k in last.index if str(k).startswith(_SUMMARY_COLUMNS)] or list(last.index)
+        for key, value in last[shown].items():
+            try:
+                lines.append(f"    {key:<32s} {float(value):.4g}")
+            except (TypeError, ValueError):
+                lines.append(f"    {key:<32s} {value}")
+    lines.append("  outputs:")
+    lines += [f"    {p}" for p in paths]
+    print("\n".join(lines))
+
+
+# -- demo, validate, plot ----------------------------------------------------
+def _demo(args: argparse.Namespace) -> int:
+    _agg()
+    from .demo import run_demo
+
+    for path in _call("demo", lambda: run_demo(args.outdir)):
+        print(path)
+    return EXIT_OK
+
+
+def validation_dir() -> Path:
+    """The ``validation/`` folder of the source tree next to the package."""
+    import fpsolver
+
+    return Path(fpsolver.__file__).resolve().parents[1] / "validation"
+
+
+def _validate(args: argparse.Namespace) -> int:
+    folder = validation_dir()
+    script = folder / "run_all.py"
+    if not script.is_file():
+        raise _UsageError(
+            "the validation notebooks ship with the source tree, not with the installed "
+            f"package; no {script.name} found next to the package (looked in {folder}). "
+            "Clone the repository and run `fpsolver validate` from an editable install."
+        )
+    cmd = [sys.executable, str(script)]
+    if args.quick:
+        cmd.append("--quick")
+    if args.outdir is not None:
+        cmd += ["--out", str(Path(args.outdir).resolve())]
+    proc = subprocess.run(cmd, check=False)
+    if proc.returncode in (0, 1, 2):
+        return proc.returncode
+    return EXIT_NUMERICAL
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from .io import open_result
+
+    path = Path(args.result)
+    if not path.is_file():
+        raise _UsageError(f"result {str(path)!r} does not exist")
+    try:
+        ds = open_result(path)
+    except Exception as err:  # any reader error means: not a result file
+        raise _UsageError(f"cannot read {str(path)!r} as a netCDF result: {err}") from None
+    if "p" not in ds.data_vars and "density" not in ds.data_vars:
+        raise _UsageError(
+            f"{str(path)!r} is not an fpsolver result: it has no `p` or `density` variable "
+            f"(variables: {', '.join(map(str, ds.data_vars))})"
+        )
+    if args.dpi <= 0:
+        raise _UsageError(f"--dpi must be positive, got {args.dpi}")
+    _agg()
+    from .plotting import standard_figures
+
+    out = Path(args.outdir) if args.outdir is not None else path.parent
+    paths = standard_figures(
+        ds, out, name=path.stem, dpi=args.dpi, animation=args.animation or False
+    )
+    for p in paths:
+        print(p)
+    return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

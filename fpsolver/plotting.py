@@ -69,7 +69,7 @@ def _axes_row(n: int, axes: Any = None, width: float = 4.0) -> list[Any]:
         if len(axes) != n:
             raise ValueError(f"`axes` must hold {n} Axes, got {len(axes)}")
         return axes
-    fig, axs = _plt().subplots(1, n, figsize=(width * n, 3.6), squeeze=False)
+    fig, axs = _plt().subplots(1, n, figsize=(width * n, 3.6), squeeze=False, layout="constrained")
     return list(axs[0])
 
 
@@ -717,12 +717,11 @@ def standard_figures(
         axs = plot_snapshots(ds, energy=energy)
         save(axs[0].figure, "density")
     if "free_energy" in ds or "relative_entropy" in ds:
-        fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.6))
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.6), layout="constrained")
         if "free_energy" in ds:
             plot_free_energy(ds, ax=a1)
         if "relative_entropy" in ds:
             plot_relative_entropy(ds, ax=a2)
-        fig.tight_layout()
         save(fig, "relaxation")
     if parts is not None:
         axs = plot_comparison(ds, parts)
