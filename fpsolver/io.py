@@ -29,9 +29,10 @@ _STATE = "checkpoint_"
 def _engine(engine: str | None) -> str:
     if engine is not None:
         return engine
-    for name, module in (("netcdf4", "netCDF4"), ("h5netcdf", "h5netcdf")):
+    for name, modules in (("netcdf4", ("netCDF4",)), ("h5netcdf", ("h5netcdf", "h5py"))):
         try:
-            __import__(module)
+            for module in modules:
+                __import__(module)
         except ImportError:
             continue
         return name

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._version import __version__
+from .diagnostics import mass
 from .initial import as_density
 from .linsolve import LinearSolver
 from .steppers import AdaptiveTRBDF2, Exponential, get_stepper
@@ -252,7 +253,7 @@ def solve(
         linear = LinearSolver.for_model(model, linear_solver, rtol=linear_rtol)
         linear.set_volumes(grid.volumes)
     stepper = stepper_cls(L, linear)
-    diagnostics = Diagnostics(model)
+    diagnostics = Diagnostics(model, initial_mass=mass(grid.volumes, p.reshape(grid.shape)))
 
     targets, every_step = _schedule(t_final, dt, save_every, save_at, adaptive)
     attrs: dict[str, Any] = {
@@ -292,6 +293,7 @@ def solve(
             checkpoint_path, model, attrs, times, frames, diags, stepper, counters
         )
         resumed = True
+        diagnostics.initial_mass = mass(grid.volumes, frames[0])
 
     def snapshot() -> tuple[Any, dict[str, Any]]:
         state = dict(stepper.get_state())

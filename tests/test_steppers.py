@@ -1,0 +1,229 @@
+"""Time steppers: declared orders, factorisation reuse, free-energy decay, linear solvers.
+
+Temporal orders are measured on DESIGN problem P1 (1-D OU transient) against
+the exact-in-time solution of the *same* semi-discretisation
+(expm_multiply), so the spatial error does not pollute the slope.
+"""
+
+import math
+
+import numpy as np
+import pytest
+from scipy.sparse.linalg import expm_multiply
+
+import fpsolver as fp
+from fpsolver.linsolve import LinearSolver, choose_linear_solver
+from fpsolver.steppers import EXACT, METHODS, get_stepper
+
+FIXED = [name for name in METHODS if name != "adaptive"]
+EPS = np.finfo(float).eps
+
+
+@pytest.fixture(scope="module")
+def p1():
+    """DESIGN P1 on a coarse grid: E = x²/2, T = 1, K = 1, [−8, 8], p0 = N(3, 0.5²)."""
+    grid = fp.Grid(x=(-8, 8, 160))
+    model = fp.FokkerPlanck(grid, energy=lambda x: x**2 / 2, temperature=1.0)
+    p0 = fp.gaussian(grid, 3.0, 0.25).values
+    ref = expm_multiply(model.generator(), p0, start=0, stop=1.0, num=2, endpoint=True)[-1]
+    return model, p0, ref
+
+
+def _l1(grid, a, b):
+    return float(np.sum(grid.volumes * np.abs(a - b)))
+
+
+def test_registry_declares_orders():
+    expected = {
+        "backward_euler": 1,
+        "crank_nicolson": 2,
+        "bdf2": 2,
+        "tr_bdf2": 2,
+        "exponential": EXACT,
+        "adaptive": 2,
+    }
+    assert {k: v.order for k, v in METHODS.items()} == expected
+    for name, cls in METHODS.items():
+        assert cls.name == name and get_stepper(name) is cls
+    with pytest.raises(ValueError, match="`method` must be one of .*'bdf2'.*got 'rk4'"):
+        get_stepper("rk4")
+
+
+@pytest.mark.parametrize("method", [m for m in FIXED if METHODS[m].order != EXACT])
+def test_observed_temporal_order(p1, method):
+    model, p0, ref = p1
+    order = METHODS[method].order
+    dts = np.array([0.1, 0.05, 0.025, 0.0125])
+    errs = []
+    for dt in dts:
+        ds = fp.solve(model, p0, 1.0, dt=dt, method=method, save_at=[])
+        errs.append(_l1(model.grid, ds.p[-1].values, ref))
+    slopes = np.diff(np.log(errs)) / np.diff(np.log(dts))
+    assert abs(slopes[-1] - order) < 0.05, (method, slopes, errs)  # asymptotic slope
+    assert np.all(np.abs(slopes - order) < 0.2), (method, slopes)
+    assert errs[-1] > 1e3 * EPS  # measured, not rounding
+
+
+def test_exponential_is_exact_in_time(p1):
+    model, p0, ref = p1
+    ds = fp.solve(model, p0, 1.0, dt=0.25, method="exponential")
+    assert _l1(model.grid, ds.p[-1].values, ref) < 1e-12
+    assert ds.attrs["factorizations"] == 0
+
+
+@pytest.mark.parametrize(("method", "matrices"), [("backward_euler", 1), ("crank_nicolson", 1),
+                                                  ("bdf2", 2), ("tr_bdf2", 1)])  # fmt: skip
+def test_one_factorisation_per_matrix_reused_for_every_step(p1, method, matrices):
+    model, p0, _ = p1
+    short = fp.solve(model, p0, 0.1, dt=0.01, method=method, save_every=0.05)
+    long = fp.solve(model, p0, 2.0, dt=0.01, method=method, save_every=0.05)
+    assert long.attrs["steps"] == 200 and short.attrs["steps"] == 10
+    assert short.attrs["factorizations"] == long.attrs["factorizations"] == matrices
+
+
+def test_remainder_steps_share_factorisations(p1):
+    """Save times that are not multiples of dt: the shortened last step of
+    each interval is one more matrix, reused in every interval."""
+    model, p0, _ = p1
+    ds = fp.solve(model, p0, 3.0, dt=0.035, method="backward_euler", save_every=0.1)
+    np.testing.assert_array_equal(ds.time.values, np.arange(31) * 0.1)  # k·save_every
+    # 0.1 = 0.035 + 0.035 + 0.03: two distinct dt, in all 30 intervals
+    assert ds.attrs["factorizations"] == 2 and ds.attrs["steps"] == 90
+
+
+def test_linear_solver_cache_counts_distinct_coefficients(p1):
+    model = p1[0]
+    lin = LinearSolver(model.generator())
+    b = np.ones(model.grid.size)
+    for c in [0.1, 0.2, 0.1, 0.1 * (1 + 1e-15), 0.3, 0.2]:
+        lin.solve(c, b)
+    assert lin.factorizations == 3
+
+
+# -- backward Euler: positivity and free-energy decay for any dt ------------
+def _problems():
+    return {
+        "1d-double-well": (
+            fp.FokkerPlanck(fp.Grid(x=(-2.5, 2.5, 60)), lambda x: (x**2 - 1) ** 2, 0.3),
+            0.8,
+        ),
+        "2d-double-well": (
+            fp.FokkerPlanck(
+                fp.Grid(x=(-2.5, 2.5, 24), y=(-2.5, 2.5, 20)),
+                lambda x, y: (x**2 - 1) ** 2 + 0.5 * y**2,
+                0.5,
+            ),
+            (-1.0, 0.5),
+        ),
+        "periodic": (
+            fp.FokkerPlanck(
+                fp.Grid(x=(0, 2 * np.pi, 40), periodic="x"), lambda x: np.cos(3 * x), 0.2
+            ),
+            2.0,
+        ),
+        "mobility": (
+            fp.FokkerPlanck(
+                fp.Grid(x=(-3, 3, 50)), lambda x: x**2 / 2, 1.0, mobility=lambda x: 0.1 + x**2
+            ),
+            1.0,
+        ),
+        "deep-well": (
+            fp.FokkerPlanck(fp.Grid(x=(-2, 2, 60)), lambda x: 200 * (x**2 - 1) ** 2, 0.5),
+            0.3,
+        ),
+    }
+
+
+PROBLEMS = _problems()
+
+
+@pytest.mark.parametrize("name", list(PROBLEMS))
+@pytest.mark.parametrize("dt", [1e-3, 0.1, 10.0, 1e6])
+def test_backward_euler_free_energy_never_increases(name, dt):
+    model, mean = PROBLEMS[name]
+    grid = model.grid
+    p0 = fp.gaussian(grid, mean, 0.1)
+    ds = fp.solve(model, p0, 15 * dt, dt=dt, method="backward_euler")  # every step saved
+    assert ds.sizes["time"] == 16
+    p = ds.p.values
+    assert p.min() >= 0.0  # positivity, exactly
+    F = ds.free_energy.values
+    # rounding of F itself: a few ulp of sum V p (|E| + T |ln p|)
+    with np.errstate(divide="ignore"):
+        logp = np.where(p > 0, np.log(np.where(p > 0, p, 1)), 0)
+    scale = np.sum(grid.volumes * p * (np.abs(model.energy) + model.temperature * np.abs(logp)),
+                   axis=tuple(range(1, p.ndim)))  # fmt: skip
+    assert np.all(np.diff(F) <= 20 * EPS * scale[1:]), np.diff(F).max()
+    assert np.max(np.abs(ds.mass.values - 1)) < 50 * EPS
+
+
+def test_crank_nicolson_can_ring_on_rough_data():
+    """CN is not positivity preserving: a spike with a large step overshoots."""
+    grid = fp.Grid(x=(-1, 1, 100))
+    model = fp.FokkerPlanck(grid, energy=0.0)
+    p0 = np.zeros(100)
+    p0[50] = 1 / grid.volumes[50]
+    cn = fp.solve(model, p0, 1.0, dt=0.5, method="crank_nicolson")
+    be = fp.solve(model, p0, 1.0, dt=0.5, method="backward_euler")
+    assert cn.p.min() < 0 <= be.p.min()
+
+
+# -- linear solvers --------------------------------------------------------
+@pytest.fixture(scope="module")
+def ou3d():
+    grid = fp.Grid(x=(-4, 4, 14), y=(-4, 4, 12), z=(-4, 4, 10))
+    model = fp.FokkerPlanck(grid, energy=lambda x, y, z: (x**2 + 2 * y**2 + z**2) / 2)
+    return model, fp.gaussian(grid, (1, 1, 1), 0.25)
+
+
+@pytest.mark.parametrize("kind", ["cg", "amg"])
+def test_iterative_solvers_match_lu(ou3d, kind):
+    model, p0 = ou3d
+    lu = fp.solve(model, p0, 0.5, dt=0.05, method="bdf2", linear_solver="lu")
+    it = fp.solve(model, p0, 0.5, dt=0.05, method="bdf2", linear_solver=kind, linear_rtol=1e-12)
+    assert it.attrs["linear_solver"] == kind and lu.attrs["linear_solver"] == "lu"
+    err = np.max(np.abs(it.p.values - lu.p.values)) / lu.p.values.max()
+    assert err < 1e-9
+    assert np.max(np.abs(it.mass.values - 1)) < 1e-13
+    assert it.attrs["factorizations"] == 2 and it.attrs["cg_iterations"] > 0
+
+
+def test_amg_preconditioner_reduces_iterations(ou3d):
+    model, p0 = ou3d
+    runs = {
+        k: fp.solve(model, p0, 0.2, dt=0.1, method="backward_euler", linear_solver=k)
+        for k in ("cg", "amg")
+    }
+    assert runs["amg"].attrs["cg_iterations"] < runs["cg"].attrs["cg_iterations"]
+
+
+def test_automatic_choice_and_errors(monkeypatch):
+    small = fp.FokkerPlanck(fp.Grid(x=(-1, 1, 8), y=(-1, 1, 8), z=(-1, 1, 8)), energy=0.0)
+    assert choose_linear_solver(small) == "lu"
+    monkeypatch.setattr("fpsolver.linsolve.AUTO_ITERATIVE_SIZE", 100)
+    assert choose_linear_solver(small) == "amg"
+    monkeypatch.setattr("fpsolver.linsolve._has_pyamg", lambda: False)
+    assert choose_linear_solver(small) == "cg"
+    with pytest.warns(RuntimeWarning, match="pyamg is not installed: plain CG"):
+        lin = LinearSolver.for_model(small, "amg")
+    assert lin.kind == "cg"
+    drift = fp.FokkerPlanck.from_drift(fp.Grid(x=(-1, 1, 8), y=(-1, 1, 8), z=(-1, 1, 8)),
+                                       lambda x, y, z: (-y, x, -z))  # fmt: skip
+    assert choose_linear_solver(drift) == "lu"
+    with pytest.raises(ValueError, match="reversible models"):
+        choose_linear_solver(drift, "cg")
+    with pytest.raises(ValueError, match="`linear_solver` must be one of .* got 'qr'"):
+        choose_linear_solver(small, "qr")
+
+
+def test_bdf2_history_round_trips_through_state(p1):
+    model, p0, _ = p1
+    L = model.generator()
+    a = METHODS["bdf2"](L)
+    p = p0.copy()
+    for _ in range(3):
+        p = a.step(p, 0.1)
+    b = METHODS["bdf2"](L)
+    b.set_state(a.get_state())
+    np.testing.assert_array_equal(a.step(p, 0.1), b.step(p, 0.1))
+    assert math.isclose(a.get_state()["dt_prev"], 0.1)
