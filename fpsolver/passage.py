@@ -122,7 +122,7 @@ def _check_model(model: Any) -> None:
         raise TypeError(f"`model` must be an fpsolver.FokkerPlanck, got {type(model).__name__}")
 
 
-def mean_first_passage_time(model: FokkerPlanck, target: Any):
+def mean_first_passage_time(model: FokkerPlanck, target: Any = None):
     """Mean first-passage time from every cell to the set `target`.
 
     Solves L* τ = −1 off the target, τ = 0 on it (see the module notes).
@@ -130,10 +130,11 @@ def mean_first_passage_time(model: FokkerPlanck, target: Any):
     Parameters
     ----------
     model : FokkerPlanck
-    target : bool array, DataArray or callable
+    target : bool array, DataArray, callable or None
         The target cells: a boolean mask of the grid shape or a callable of
         the axis arrays returning booleans. Must be neither empty nor the
-        whole grid.
+        whole grid. None (only with an absorbing wall): no target cells, so
+        τ is the mean time to absorption (the mean exit time).
 
     Returns
     -------
@@ -158,10 +159,18 @@ def mean_first_passage_time(model: FokkerPlanck, target: Any):
     0.495
     """
     _check_model(model)
-    mask = cell_set(model, target, "target").ravel()
-    n = mask.size
-    if not mask.any():
-        raise ValueError("`target` is empty: it must contain at least one cell")
+    n = model.grid.size
+    if target is None:
+        if not model.boundary.absorbing:
+            raise ValueError(
+                "`target`=None needs an absorbing wall (the time to be absorbed); "
+                "give a target set or make a wall absorbing"
+            )
+        mask = np.zeros(n, dtype=bool)
+    else:
+        mask = cell_set(model, target, "target").ravel()
+        if not mask.any():
+            raise ValueError("`target` is empty: it must contain at least one cell")
     if mask.all():
         raise ValueError(f"`target` covers the whole grid ({n} cells): nothing to pass to")
     tau = _solve_backward(model, mask, np.zeros(n), -1.0)
