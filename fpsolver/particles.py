@@ -848,6 +848,7 @@ def simulate_particles(
             {"long_name": "particle histogram density", "units": "1/volume"},
         ),
         "count": (dims, count_arr, {"long_name": "particles per cell"}),
+        "energy": (grid.names, np.array(model.energy), {"long_name": "cell energy E_i"}),
         "survival": (
             "time",
             alive / n,
