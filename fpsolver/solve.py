@@ -204,7 +204,8 @@ def solve(
     xarray.Dataset
         ``p`` (dims ``("time", *axes)``), diagnostics ``mass``,
         ``mean_energy``, ``entropy``, ``free_energy``, ``relative_entropy``,
-        ``step_size``, ``absorbed`` when a wall absorbs and
+        ``step_size``, ``negative_mass`` (see :class:`~fpsolver.trackers.Diagnostics`),
+        ``absorbed`` when a wall absorbs and
         ``relative_entropy_ss`` for non-reversible models; attrs with the
         temperature, method, dt, grid (``Grid.from_attrs(ds.attrs)``),
         package version, ``factorizations`` and step counts.
