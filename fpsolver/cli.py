@@ -240,13 +240,14 @@ def _summary(cfg: Any, ds: Any, wall: float, paths: list[Path], table: Any) -> N
     mass_error = abs(mass + absorbed - 1.0) if mass is not None else float("nan")
     lines = [f"{cfg.title}: {ds.attrs.get('method', '?')} to t = {t_last:.6g}"]
     kl = _final(ds, "relative_entropy")
-    if kl is not None:
-        lines.append(f"  final relative entropy KL(p||q)    {kl:.3e}")
     kl_ss = _final(ds, "relative_entropy_ss")
-    if kl_ss is not None:
-        lines.append(f"  final relative entropy KL(p||p_ss) {kl_ss:.3e}")
-    if "absorbed" in ds:
+    if "absorbed" in ds:  # a sub-probability: no relative entropy to speak of
+        lines.append(f"  survival probability               {mass:.6g}")
         lines.append(f"  absorbed mass                      {absorbed:.6g}")
+    elif kl_ss is not None:  # non-reversible: KL to p_ss is the Lyapunov function
+        lines.append(f"  final relative entropy KL(p||p_ss) {kl_ss:.3e}")
+    elif kl is not None:
+        lines.append(f"  final relative entropy KL(p||q)    {kl:.3e}")
     lines.append(f"  mass error                         {mass_error:.3e}")
     lines.append(f"  wall time                          {wall:.2f} s")
     if table is not None:

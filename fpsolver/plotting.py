@@ -15,6 +15,8 @@ plot_snapshots
     A row of 2-D density images at several times.
 plot_free_energy, plot_relative_entropy
     The Lyapunov functions over time (relative entropy on a log scale).
+plot_survival
+    Survival probability with absorbing walls (log scale).
 plot_comparison
     Grid density vs particle histogram side by side, with the residual.
 plot_spectrum, plot_modes
@@ -46,6 +48,7 @@ __all__ = [
     "plot_relative_entropy",
     "plot_snapshots",
     "plot_spectrum",
+    "plot_survival",
     "standard_figures",
 ]
 
@@ -284,7 +287,8 @@ def plot_free_energy(ds: xr.Dataset, ax: Any = None):
     """Free energy F(t) with its equilibrium value F_eq dashed.
 
     F_eq = F − T·KL is recovered from the Dataset's ``relative_entropy``
-    and ``temperature`` attribute when both are present.
+    and ``temperature`` attribute when both are present and the Gibbs state
+    is the limit (no absorbing wall, no ``relative_entropy_ss``).
 
     Returns
     -------
@@ -308,7 +312,8 @@ def plot_free_energy(ds: xr.Dataset, ax: Any = None):
     t = ds["time"].values
     f = ds["free_energy"].values
     ax.plot(t, f, label="F(t)")
-    if "relative_entropy" in ds and "temperature" in ds.attrs:
+    gibbs = "absorbed" not in ds and "relative_entropy_ss" not in ds  # q is the limit
+    if gibbs and "relative_entropy" in ds and "temperature" in ds.attrs:
         f_eq = float(np.median(f - float(ds.attrs["temperature"]) * ds["relative_entropy"].values))
         ax.axhline(f_eq, ls="--", color="k", lw=1, label="F_eq")
     ax.set_xlabel("time")
@@ -352,6 +357,39 @@ def plot_relative_entropy(ds: xr.Dataset, ax: Any = None):
     ax.set_yscale("log")
     ax.set_xlabel("time")
     ax.set_ylabel("relative entropy")
+    ax.legend(fontsize="small")
+    return ax
+
+
+def plot_survival(ds: xr.Dataset, ax: Any = None):
+    """Survival probability S(t) = Σ V p (the mass left) on a log scale.
+
+    For runs with absorbing walls; the absorbed mass is 1 − S.
+
+    Returns
+    -------
+    Axes
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import numpy as np, xarray as xr
+    >>> from fpsolver.plotting import plot_survival
+    >>> t = np.linspace(0, 1, 5)
+    >>> ds = xr.Dataset({"mass": ("time", np.exp(-t))}, coords={"time": t})
+    >>> ax = plot_survival(ds)
+    >>> ax.get_yscale(), bool(np.allclose(ax.lines[0].get_ydata(), np.exp(-t)))
+    ('log', True)
+    >>> matplotlib.pyplot.close("all")
+    """
+    ax = _axes(ax)
+    t = ds["time"].values
+    s = np.asarray(ds["mass"].values, dtype=float)
+    keep = s > 0
+    ax.plot(t[keep], s[keep], label="S(t) = Σ V p")
+    ax.set_yscale("log")
+    ax.set_xlabel("time")
+    ax.set_ylabel("survival probability")
     ax.legend(fontsize="small")
     return ax
 
@@ -720,7 +758,9 @@ def standard_figures(
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.6), layout="constrained")
         if "free_energy" in ds:
             plot_free_energy(ds, ax=a1)
-        if "relative_entropy" in ds:
+        if "absorbed" in ds and "mass" in ds:  # sub-probability: show survival
+            plot_survival(ds, ax=a2)
+        elif "relative_entropy" in ds:
             plot_relative_entropy(ds, ax=a2)
         save(fig, "relaxation")
     if parts is not None:
@@ -775,6 +815,10 @@ class FPAccessor:
     def plot_relative_entropy(self, **kw: Any):
         """:func:`plot_relative_entropy` of this Dataset."""
         return plot_relative_entropy(self._ds, **kw)
+
+    def plot_survival(self, **kw: Any):
+        """:func:`plot_survival` of this Dataset."""
+        return plot_survival(self._ds, **kw)
 
     def plot_comparison(self, parts: xr.Dataset, **kw: Any):
         """:func:`plot_comparison` of this grid result against `parts`."""
