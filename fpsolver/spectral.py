@@ -229,7 +229,10 @@ def _nonreversible(model: FokkerPlanck, k: int, dense: bool, tol: float, maxiter
         weight = vol
     # Normalise: Σ V |m|² / p_ss = 1 (Σ V |m|² = 1 with absorbing walls), and
     # rotate the phase (see _phases).
-    W = W * _phases(W)[None, :]
+    phases = _phases(W)
+    if closed:
+        phases[0] = 1.0  # the stationary density as it is
+    W = W * phases[None, :]
     for i in range(W.shape[1]):
         if not (closed and i == 0):
             W[:, i] /= np.sqrt(float(np.sum(weight * np.abs(W[:, i]) ** 2)))

@@ -3,8 +3,11 @@ r"""Stationary densities of any model, reversible or not.
 The stationary density solves :math:`L p = 0` with :math:`\sum_i V_i p_i = 1`.
 Because the V-weighted column sums of the generator vanish, :math:`L` is
 singular (its left null vector is V), so a plain LU factorisation of L
-fails ("factor is exactly singular"). We solve the normalised system
-instead: fix :math:`p_r = 1` at an anchor cell r, drop equation r (it is
+fails ("factor is exactly singular"). We proceed in two steps. First,
+inverse iteration with :math:`I - \tau L` (τ = 10¹² / max|L_ii|), a
+non-singular M-matrix for every τ > 0, so its sparse LU cannot fail and
+needs no pivoting; three steps locate p_ss. Second, the normalised system:
+fix :math:`p_r = 1` at an anchor cell r, drop equation r (it is
 implied by the others, since :math:`V^{\mathsf T} L = 0`) and solve
 
 .. math::
@@ -16,12 +19,13 @@ non-singular M-matrix whenever the grid is connected, which it always is for
 the Scharfetter–Gummel generator (all link weights are positive): its
 V-weighted columns are diagonally dominant, strictly so next to r, so the
 sparse LU needs no pivoting and has the fill-in of L. One step of iterative
-refinement follows. The anchor is the lowest-energy cell and is moved to
-the largest entry of the first solution if that was a poor guess (so that
-nothing overflows). Should the factorisation fail anyway (links whose
-Bernoulli weights underflow can disconnect the grid numerically), the
-solver falls back to shifted inverse iteration with :math:`I - \tau L`, a
-non-singular M-matrix for every τ > 0.
+refinement follows. The anchor is the peak found by the first step: an
+anchor where p_ss is small would make the reduced matrix ill-conditioned
+(its smallest eigenvalue is the rate at which the anchor is hit). Of the
+two answers the one with the smaller scaled residual
+max|L p| / max|L_ii p_i| is returned; the first one also stands in if the
+reduced factorisation fails (links whose Bernoulli weights underflow can
+disconnect the grid numerically).
 
 For reversible models the discrete Gibbs density is the exact null vector,
 so ``method="auto"`` returns it directly; ``method="direct"`` always runs
@@ -82,39 +86,46 @@ def _reduced(L: sp.csr_array, vol: np.ndarray, r: int) -> np.ndarray:
     return p
 
 
-def _solve(model: FokkerPlanck) -> tuple[np.ndarray, str]:
-    L = model.generator()
-    vol = model.grid.volumes.ravel()
-    # Anchor at the lowest energy (a cell of large p for most models); if that
-    # was a poor guess (p elsewhere many orders larger), re-anchor at the maximum.
-    r = int(np.argmin(model.energy))
-    try:
-        with np.errstate(over="ignore", invalid="ignore"):
-            p = _reduced(L, vol, r)
-            # Each re-anchoring moves up by at least e^230 (or to the overflow
-            # front), so a few passes reach the peak of any representable p_ss.
-            for _ in range(6):
-                if np.all(np.isfinite(p)) and np.max(np.abs(p)) <= 1e100:
-                    break
-                p = _reduced(L, vol, int(np.argmax(np.where(np.isnan(p), -np.inf, p))))
-        if not np.all(np.isfinite(p)):
-            raise RuntimeError("non-finite stationary vector")
-        return p, "direct"
-    except RuntimeError:  # numerically disconnected links (underflowing weights)
-        return _inverse_iteration(L, vol), "inverse-iteration"
+def _inverse_iteration(L: sp.csr_array, vol: np.ndarray, iterations: int = 3) -> np.ndarray:
+    """Null vector of L by inverse iteration with the M-matrix I − τ L, τ = 1e12/max|L_ii|.
 
-
-def _inverse_iteration(L: sp.csr_array, vol: np.ndarray, iterations: int = 4) -> np.ndarray:
-    """Null vector of L by inverse iteration with the M-matrix I − τ L."""
+    I − τ L is a non-singular M-matrix for every τ > 0 (strictly dominant
+    V-weighted columns), so the factorisation cannot fail and needs no
+    pivoting; its near-singularity only speeds up the convergence towards
+    the null vector (by 1/(1 + τ λ₁) per step).
+    """
     n = vol.size
     scale = float(np.max(np.abs(L.diagonal()))) or 1.0
-    tau = 1e8 / scale
-    lu = spla.splu(sp.csc_array(sp.identity(n, format="csc") - tau * L))
+    A = sp.csc_array(sp.identity(n, format="csc") - (1e12 / scale) * L)
+    lu = spla.splu(A, diag_pivot_thresh=0.0)
     p = np.full(n, 1.0 / float(vol.sum()))
     for _ in range(iterations):
         p = lu.solve(p)
         p /= float(vol @ p)
     return p
+
+
+def _scaled_residual(L: sp.csr_array, p: np.ndarray) -> float:
+    return float(np.max(np.abs(L @ p)) / np.max(np.abs(L.diagonal() * p)))
+
+
+def _solve(model: FokkerPlanck) -> np.ndarray:
+    L = model.generator()
+    vol = model.grid.volumes.ravel()
+    # 1. Inverse iteration: cannot fail, and locates the peak of p_ss.
+    p1 = _inverse_iteration(L, vol)
+    # 2. The normalised system anchored at that peak (an anchor where p_ss is
+    #    small would make the reduced matrix ill-conditioned: its smallest
+    #    eigenvalue is the rate of hitting the anchor).
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            p2 = _reduced(L, vol, int(np.argmax(p1)))
+            p2 /= float(vol @ p2)
+    except RuntimeError:  # numerically disconnected links (underflowing weights)
+        return p1
+    if not np.all(np.isfinite(p2)) or _scaled_residual(L, p1) < _scaled_residual(L, p2):
+        return p1
+    return p2
 
 
 def stationary_array(model: FokkerPlanck, method: str = "auto") -> tuple[np.ndarray, str]:
@@ -139,7 +150,7 @@ def stationary_array(model: FokkerPlanck, method: str = "auto") -> tuple[np.ndar
     if key not in model._cache:
         grid = model.grid
         vol = grid.volumes.ravel()
-        p, used = _solve(model)
+        p, used = _solve(model), "direct"
         # Entries below rounding can come out slightly negative; they are zero.
         p = np.where(p < 0, 0.0, p)
         p /= float(vol @ p)
@@ -159,8 +170,8 @@ def stationary(model: FokkerPlanck, method: str = "auto"):
     method : {"auto", "gibbs", "direct"}
         ``"gibbs"`` returns the discrete Gibbs density (reversible models
         only; it is the exact null vector of the generator). ``"direct"``
-        solves the normalised system by sparse LU (see the module notes;
-        with a shifted inverse-iteration fallback). ``"auto"`` (default)
+        runs the linear algebra: shifted inverse iteration, then the
+        normalised system anchored at the peak (see the module notes). ``"auto"`` (default)
         picks ``"gibbs"`` for reversible models and ``"direct"`` otherwise.
 
     Returns
@@ -168,7 +179,7 @@ def stationary(model: FokkerPlanck, method: str = "auto"):
     xarray.DataArray
         ``p_ss`` on the cells, Σ V p = 1. ``attrs``: ``residual`` = max |L p|
         (the discrete divergence of the stationary current), ``method``
-        (``"gibbs"``, ``"direct"`` or ``"inverse-iteration"``),
+        (``"gibbs"`` or ``"direct"``),
         ``temperature``.
 
     Raises
