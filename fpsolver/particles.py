@@ -15,7 +15,8 @@ of the grid solver; :func:`fpsolver.compare` does the statistics.
 Reproducibility. Particles are simulated in fixed blocks of
 :data:`BLOCK_SIZE` particles; block ``b`` draws everything (its initial
 positions and every increment) from its own generator, seeded by the
-``b``-th child of ``numpy.random.SeedSequence(seed).spawn``. Blocks are
+``b``-th child of ``numpy.random.SeedSequence(seed).spawn`` (bit generator SFC64, the fastest
+of numpy's for normal variates). Blocks are
 grouped into batches (the unit of work handed to a worker thread); every
 reduction over particles is done per block and combined in block order, so
 a seed gives bit-identical results whatever ``batch_size`` or ``workers``.
@@ -383,7 +384,7 @@ def _run_block(plan: _Plan, b: int, seed: np.random.SeedSequence) -> _BlockResul
     grid = plan.model.grid
     nd = grid.ndim
     dyn, walls, dt = plan.dyn, plan.walls, plan.dt
-    rng = np.random.Generator(np.random.PCG64(seed))
+    rng = np.random.Generator(np.random.SFC64(seed))
     start = b * BLOCK_SIZE
     m = min(BLOCK_SIZE, plan.n - start)
 
@@ -901,6 +902,7 @@ def simulate_particles(
         "t_end": t_end,
         "seed": seed_attr,
         "method": "euler-maruyama",
+        "bit_generator": "SFC64",
         "temperature": model.temperature,
         "block_size": BLOCK_SIZE,
         "gradient": plan.dyn.gradient_source,
