@@ -106,7 +106,7 @@ def _order(rates: np.ndarray) -> np.ndarray:
     """Ascending real part, ties (conjugate pairs) by imaginary part."""
     re = np.real(rates)
     scale = max(float(np.max(np.abs(re))), 1e-300)
-    return np.lexsort((np.imag(rates), np.round(re / scale, 10)))
+    return np.lexsort((np.imag(rates), np.round(re / scale, 8)))
 
 
 def _reversible(model: FokkerPlanck, k: int, dense: bool, tol: float, maxiter):
@@ -189,8 +189,12 @@ def _nonreversible(model: FokkerPlanck, k: int, dense: bool, tol: float, maxiter
         lam, W = lam[idx], W[:, idx]
         method = "dense"
     else:
-        nev = k - 1 if closed else k
-        if nev == 0:
+        want = k - 1 if closed else k
+        # ARPACK returns the eigenvalues nearest the shift (smallest |λ|), which
+        # can differ from the smallest real parts (and split a conjugate pair):
+        # ask for some more and select by real part.
+        nev = min(want + 2 + want // 2, n - 2)
+        if want == 0:
             lam, W = np.zeros(0, complex), np.zeros((n, 0), complex)
         elif closed:
             op = _deflated_inverse(L, pss, vol, int(np.argmax(pss)))
@@ -216,7 +220,7 @@ def _nonreversible(model: FokkerPlanck, k: int, dense: bool, tol: float, maxiter
                 maxiter=maxiter,
             )
             lam = -w
-        idx = _order(lam)
+        idx = _order(lam)[:want]
         lam, W = lam[idx], W[:, idx]
         method = "eigs"
     lam = lam.astype(complex)
@@ -341,8 +345,8 @@ def spectrum(
         )
     if method == "dense" and n > DENSE_MAX:
         raise ValueError(
-            f"`k`={k} needs the dense eigensolver, which is limited to {DENSE_MAX} cells "
-            f"(this grid has {n}); choose k <= {n - 2}"
+            f"the dense eigensolver is limited to {DENSE_MAX} cells (this grid has {n}; "
+            f"`k`={k}); use method='sparse' with k <= {n - 2}"
         )
     dense = method == "dense"
     if model.reversible:
