@@ -321,7 +321,9 @@ def solve(
         d = diagnostics(p_now)
         d["step_size"] = counters["last_step"]
         times.append(t_now)
-        frames.append(p_now.reshape(grid.shape).copy())
+        frame = p_now.reshape(grid.shape).copy()
+        frame.setflags(write=False)  # trackers and callbacks see it read-only
+        frames.append(frame)
         diags.append(d)
         for tr in all_trackers:
             tr.on_frame(t_now, frames[-1], d)
@@ -330,8 +332,8 @@ def solve(
     try:
         if not resumed:
             record(0.0, p)
-            if equilibrium and diagnostics.kl(p) < tol:
-                converged = True
+        if equilibrium and diagnostics.kl(p) < tol:
+            converged = True
         for target in targets:
             if converged:
                 break

@@ -272,3 +272,16 @@ def test_negative_mass_reported_and_left_out_of_entropy():
     assert neg.max() > 0 and np.all(np.isfinite(bdf2.free_energy.values))
     i = int(np.argmax(neg))
     assert bdf2.free_energy.values[i] == model.free_energy(np.maximum(p[i], 0))
+
+
+def test_resuming_a_finished_equilibrium_run_adds_nothing(tmp_path):
+    model = _ou(40)
+    p0 = fp.gaussian(model.grid, 3.0, 0.25)
+    path = tmp_path / "eq.nc"
+    kw = dict(method="adaptive", tol=1e-6, checkpoint=path)
+    first = fp.solve(model, p0, "equilibrium", **kw)
+    again = fp.solve(model, p0, "equilibrium", resume=True, **kw)
+    assert again.attrs["converged"] == 1 and again.attrs["steps"] == first.attrs["steps"]
+    np.testing.assert_array_equal(again.p.values, first.p.values)
+    with pytest.raises(ValueError, match="read-only"):
+        fp.solve(model, p0, 0.1, dt=0.05, callback=lambda t, p: p.fill(0))
