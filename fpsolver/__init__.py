@@ -39,3 +39,12 @@ __all__ = [
     "committor",
     "lyapunov",
 ]
+
+
+def __getattr__(name: str):
+    """``fp.plotting`` on first use, so ``import fpsolver`` stays free of matplotlib."""
+    if name == "plotting":
+        import importlib
+
+        return importlib.import_module(".plotting", __name__)
+    raise AttributeError(f"module 'fpsolver' has no attribute {name!r}")

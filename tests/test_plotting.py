@@ -242,3 +242,18 @@ def test_errors_name_the_problem() -> None:
     with pytest.raises(ValueError, match="`axes` must hold 3 Axes"):
         ds, _ = result_2d()
         fpp.plot_comparison(ds, particles_like(ds, 1.0), axes=[plt.gca()])
+
+
+def test_lazy_plotting_attribute() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, fpsolver as fp\n"
+        "assert 'matplotlib' not in sys.modules\n"
+        "assert fp.plotting.plot_density is not None\n"
+        "import xarray as xr\n"
+        "assert hasattr(xr.Dataset(), 'fp')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
