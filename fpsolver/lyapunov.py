@@ -84,7 +84,8 @@ def lyapunov(
     """An effective energy that the drift `f` decreases, and the split of `f`.
 
     Builds ``FokkerPlanck.from_drift(grid, drift, diffusion, boundary)``,
-    solves for its stationary density (:func:`fpsolver.stationary`) and
+    solves for its stationary density (:func:`fpsolver.stationary` with
+    ``tails=True``, so that E_eff is accurate far up the walls too) and
     returns E_eff = −T ln p_ss with the decomposition
     f = −(D/T) ∇E_eff + v, ∇·(p_ss v) = 0 (see the module notes).
 
@@ -109,7 +110,8 @@ def lyapunov(
     -------
     xarray.Dataset
         On the cells: ``energy`` (E_eff; normalised so that
-        Σ V e^{−E/T} = 1; cells where p_ss underflows get −T ln(tiny)),
+        Σ V e^{−E/T} = 1; resolved up to 1e-290 of the peak of p_ss, i.e.
+        E_eff − min E_eff ≤ 667 T, and capped there),
         ``p_ss``, and per axis ``drift_<ax>`` (f), ``gradient_<ax>``
         (−D ∂E/∂ax / T), ``circulation_<ax>`` (v = f − gradient part), and
         ``flow_derivative`` = f·∇E_eff, the rate of change of E_eff along
@@ -160,7 +162,7 @@ def lyapunov(
                 f"axis {grid.names} (shape ({grid.ndim},)); got an array of shape {f.shape}"
             )
     model = FokkerPlanck.from_drift(grid, drift, diffusion, boundary)
-    p = np.asarray(stationary_array(model, "direct")[0])
+    p = np.asarray(stationary_array(model, "direct", tails=True)[0])
     energy = -T * np.log(np.maximum(p, _TINY))
 
     mesh = grid.mesh()

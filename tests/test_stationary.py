@@ -144,6 +144,21 @@ def test_reanchoring_large_dynamic_range(D):
     assert p.attrs["residual"] < 1e-12 * np.abs(m.generator().diagonal()).max() * gibbs.max()
 
 
+def test_tails_resolved_to_relative_accuracy():
+    # Same exact discrete answer; p_ss spans 1e-239 .. 1. Without `tails`
+    # the far tails are rounding noise; with it every entry is accurate.
+    g = fp.Grid(x=(-3.0, 3.0, 301))
+    k, c, D = 4.0, 1.7, 0.08
+    m = fp.FokkerPlanck.from_drift(g, lambda x: -k * (x - c), D)
+    gibbs = fp.FokkerPlanck(g, lambda x: k * (x - c) ** 2 / 2, D).equilibrium().values
+    assert gibbs.min() < 1e-230 * gibbs.max()
+    plain = m.stationary().values
+    assert np.max(np.abs(plain / gibbs - 1)) > 1.0
+    p = m.stationary(tails=True)
+    np.testing.assert_allclose(p.values, gibbs, rtol=1e-10)
+    assert p.attrs["residual"] < 1e-12 * np.abs(m.generator().diagonal()).max() * gibbs.max()
+
+
 def test_inverse_iteration_fallback_agrees():
     m = tilted_model(64, "energy")
     p = _inverse_iteration(m.generator(), m.grid.volumes.ravel())
