@@ -49,7 +49,7 @@ raise RuntimeError("boom in the notebook")
 
 
 def _status_row(text: str, name: str) -> str:
-    rows = [line for line in text.splitlines() if line.startswith(f"| [`{name}`]")]
+    rows = [line for line in text.splitlines() if line.startswith(f"| `{name}` |")]
     assert len(rows) == 1, f"{name} listed {len(rows)} times in REPORT.md"
     return rows[0]
 
@@ -166,7 +166,7 @@ def test_notebook_passes_in_quick_mode(quick_report, name):
 
 def test_every_notebook_is_in_the_report(quick_report):
     rc, text, out = quick_report
-    listed = re.findall(r"^\| \[`([^`]+)`\]", text, flags=re.M)
+    listed = re.findall(r"^\| `([^`]+)` \|", text, flags=re.M)
     assert listed == NOTEBOOKS
     assert rc == (0 if f"{len(NOTEBOOKS)} of {len(NOTEBOOKS)} notebooks passed" in text else 1)
 

@@ -51,7 +51,7 @@ def format_number(value: Any) -> str:
         if value == 0.0:
             return "0"
         if 1e-3 <= abs(value) < 1e5:
-            return f"{value:.4g}"
+            return f"{value:.5g}"
         return f"{value:.3e}"
     if isinstance(value, (list, tuple)):
         return ", ".join(format_number(v) for v in value)
@@ -113,7 +113,7 @@ def render(out: Path, runs: Sequence[RunLike], quick: bool) -> str:
         checks = (r.summary or {}).get("checks", {})
         n_ok = sum(bool(v) for v in checks.values())
         lines.append(
-            f"| [`{r.name}`](#{r.name.replace('_', '-')}) | {format_number(title)} | "
+            f"| `{r.name}` | {format_number(title)} | "
             f"{'passed' if r.passed else '**FAILED**'} | {n_ok}/{len(checks)} | "
             f"{_seconds(r)} |"
         )
@@ -121,8 +121,7 @@ def render(out: Path, runs: Sequence[RunLike], quick: bool) -> str:
     for r in runs:
         summary = r.summary or {}
         title = summary.get("title", r.name)
-        # An explicit anchor keeps the table links stable whatever the title.
-        lines += [f'<a id="{r.name.replace("_", "-")}"></a>', "", f"## {title}", ""]
+        lines += [f"## {title}", ""]
         lines += [f"`validation/{r.name}.py`: **{_status(r)}** ({_seconds(r)} s).", ""]
         if summary.get("notes"):
             lines += [str(summary["notes"]).strip(), ""]
