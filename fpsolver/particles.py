@@ -763,6 +763,8 @@ def simulate_particles(
     n_blocks = -(-n // BLOCK_SIZE)
     children = ss.spawn(n_blocks)
     per_batch = max(1, -(-int(batch_size) // BLOCK_SIZE))
+    if workers > 1:  # give every worker something to do
+        per_batch = min(per_batch, max(1, -(-n_blocks // int(workers))))
     batches = [list(range(s, min(s + per_batch, n_blocks))) for s in range(0, n_blocks, per_batch)]
 
     plan = _Plan(
