@@ -137,7 +137,7 @@ def test_nonreversible_linear_drift():
 
 
 def test_nonreversible_sparse_matches_dense():
-    g = fp.Grid(x=(0.0, 1.0, 18), y=(0.0, 1.0, 14), periodic="x")
+    g = fp.Grid(x=(0.0, 1.0, 14), y=(0.0, 1.0, 10), periodic="x")
     m = fp.FokkerPlanck(
         g, lambda x, y: np.cos(2 * np.pi * x) + 3 * (y - 0.5) ** 2, 0.4, force=[1.5, 0.0]
     )
