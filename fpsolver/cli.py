@@ -145,6 +145,7 @@ def _run(args: argparse.Namespace) -> int:
     parts = table = None
     if cfg.particles is not None:
         parts, table = _particle_check(cfg, ds)
+        paths.append(save_result(parts, out / f"{name}_particles.nc"))
         paths.append(_write_table(table, out / f"{name}_comparison.csv"))
 
     if cfg.output["figures"] and not args.no_figures:

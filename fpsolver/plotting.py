@@ -750,9 +750,14 @@ def standard_figures(
         paths.append(path)
 
     energy = model if model is not None else None
-    ndim = len(_space_dims(_density_var(ds)))
+    density = _density_var(ds)
+    ndim = len(_space_dims(density))
     if ndim <= 2:
         axs = plot_snapshots(ds, energy=energy)
+        save(axs[0].figure, "density")
+    else:  # marginal over the trailing axes: a 2-D density of the first two
+        axs = plot_snapshots(_marginal(density, ds.attrs))
+        axs[0].figure.suptitle(f"marginal density of {', '.join(_space_dims(density)[:2])}")
         save(axs[0].figure, "density")
     if "free_energy" in ds or "relative_entropy" in ds:
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.6), layout="constrained")
@@ -775,6 +780,16 @@ def standard_figures(
         suffix = "mp4" if animation == "mp4" else "gif"
         paths.append(animate(ds, out / f"{name}.{suffix}", energy=energy))
     return paths
+
+
+def _marginal(da: xr.DataArray, attrs: Any) -> xr.DataArray:
+    """Integrate a density over all but its first two space dims (cell widths)."""
+    dims = _space_dims(da)
+    for d in dims[2:]:
+        edges = attrs.get(f"grid_edges_{d}")
+        widths = np.diff(np.asarray(edges)) if edges is not None else np.gradient(da[d].values)
+        da = (da * xr.DataArray(widths, dims=d)).sum(d)
+    return da.rename("marginal density")
 
 
 @xr.register_dataset_accessor("fp")

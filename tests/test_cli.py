@@ -71,6 +71,8 @@ def test_run_with_particle_check(tmp_path, capsys) -> None:
     assert table.index.tolist() == [0.0, 0.25, 0.5]
     assert {"l1", "chi2", "p_value", "mean_z_x", "free_energy_diff"} <= set(table.columns)
     assert (out / "result_comparison.png").is_file()
+    parts = xr.load_dataset(out / "result_particles.nc")
+    assert int(parts.attrs["n"]) == 4000 and int(parts.attrs["seed"]) == 2
     printed = capsys.readouterr().out
     assert f"p_value                          {table['p_value'].iloc[-1]:.4g}" in printed
 

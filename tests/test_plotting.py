@@ -257,3 +257,22 @@ def test_lazy_plotting_attribute() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_standard_figures_of_a_3d_result_show_the_marginal(tmp_path) -> None:
+    grid = fp.Grid(x=(-2, 2, 8), y=(-2, 2, 6), z=np.array([-1.0, -0.5, 0.5, 2.0]))
+    p = fp.gaussian(grid, (0.5, 0, 0), 0.3).values
+    ds = xr.Dataset(
+        {"p": (("time", "x", "y", "z"), p[None])},
+        coords={"time": [0.0], **{n: c for n, c in zip(grid.names, grid.centers)}},
+        attrs=grid.to_attrs(),
+    )
+    marginal = fpp._marginal(ds.p, ds.attrs)
+    assert marginal.dims == ("time", "x", "y")
+    area = np.outer(grid.widths[0], grid.widths[1])
+    assert abs(float((marginal.isel(time=0) * area).sum()) - 1) < 1e-14
+    np.testing.assert_allclose(
+        marginal.isel(time=0).values, np.sum(p * grid.widths[2], axis=2), rtol=1e-14
+    )
+    paths = fpp.standard_figures(ds, tmp_path)
+    assert [q.name for q in paths] == ["result_density.png"]
