@@ -185,3 +185,17 @@ def test_k_errors():
         big.spectrum(2099)
     with pytest.raises(ValueError, match="`method`"):
         m.spectrum(3, method="lanczos")
+
+
+def test_periodic_degenerate_pairs_and_k_one():
+    # Free diffusion D on a ring of length 1: rates D (2π n)², each n ≥ 1 twice.
+    errors = []
+    for n in (100, 200):
+        m = fp.FokkerPlanck(fp.Grid(x=(0.0, 1.0, n), periodic="x"), 0.0, 0.5)
+        rate = m.spectrum(5)["rate"].values
+        exact = 0.5 * (2 * np.pi) ** 2 * np.array([0, 1, 1, 4, 4])
+        assert rate[0] == 0 and rate[1] == pytest.approx(rate[2], rel=1e-10)
+        errors.append(np.abs(rate[1:] / exact[1:] - 1).max())
+    assert 3.9 < errors[0] / errors[1] < 4.1
+    one = m.spectrum(1)
+    assert one["rate"].values.tolist() == [0.0] and np.isnan(one.attrs["relaxation_time"])
