@@ -181,7 +181,7 @@ def solve(
         Safety limit on the number of steps.
     linear_solver : {"auto", "lu", "cg", "amg"}
         See :mod:`fpsolver.linsolve`. ``"auto"``: CG + AMG on the symmetric
-        form for reversible 3-D grids above 64 000 cells, LU otherwise.
+        form for reversible 3-D grids above 5 000 cells, LU otherwise.
     linear_rtol : float
         Residual tolerance of CG.
     progress : bool, optional
