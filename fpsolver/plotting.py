@@ -759,14 +759,19 @@ def standard_figures(
         axs = plot_snapshots(_marginal(density, ds.attrs))
         axs[0].figure.suptitle(f"marginal density of {', '.join(_space_dims(density)[:2])}")
         save(axs[0].figure, "density")
-    if "free_energy" in ds or "relative_entropy" in ds:
-        fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.6), layout="constrained")
-        if "free_energy" in ds:
-            plot_free_energy(ds, ax=a1)
-        if "absorbed" in ds and "mass" in ds:  # sub-probability: show survival
-            plot_survival(ds, ax=a2)
-        elif "relative_entropy" in ds:
-            plot_relative_entropy(ds, ax=a2)
+    panels = []
+    if "free_energy" in ds:
+        panels.append(plot_free_energy)
+    if "absorbed" in ds and "mass" in ds:  # sub-probability: show survival
+        panels.append(plot_survival)
+    elif "relative_entropy" in ds:
+        panels.append(plot_relative_entropy)
+    if panels:
+        fig, axs = plt.subplots(
+            1, len(panels), figsize=(4.5 * len(panels), 3.6), squeeze=False, layout="constrained"
+        )
+        for func, ax in zip(panels, axs[0]):
+            func(ds, ax=ax)
         save(fig, "relaxation")
     if parts is not None:
         axs = plot_comparison(ds, parts)

@@ -276,3 +276,24 @@ def test_standard_figures_of_a_3d_result_show_the_marginal(tmp_path) -> None:
     )
     paths = fpp.standard_figures(ds, tmp_path)
     assert [q.name for q in paths] == ["result_density.png"]
+
+
+def test_relaxation_figure_has_one_panel_per_available_curve(tmp_path, monkeypatch) -> None:
+    captured: list[list[str]] = []
+    original = plt.Figure.savefig
+
+    def spy(self, *args, **kw):
+        captured.append([a.get_ylabel() for a in self.axes])
+        return original(self, *args, **kw)
+
+    monkeypatch.setattr(plt.Figure, "savefig", spy)
+    ds = result_1d()
+    for variant, labels in (
+        (ds, ["free energy", "relative entropy"]),
+        (ds.drop_vars("relative_entropy"), ["free energy"]),
+        (ds.assign(absorbed=0 * ds.mass), ["free energy", "survival probability"]),
+    ):
+        captured.clear()
+        fpp.standard_figures(variant, tmp_path)
+        assert captured[1] == labels  # [0] is the density figure
+    assert plt.get_fignums() == []
