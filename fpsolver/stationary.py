@@ -33,14 +33,15 @@ the linear algebra (the tests check that both agree to rounding).
 
 Accuracy: the computed p_ss has an error of order ε‖L‖/λ₁ relative to its
 peak (ε the machine precision, λ₁ the spectral gap), as for any
-backward-stable null-vector solver: tails below ~1e-13 of the peak are
-rounding noise (the Gibbs route, by contrast, is accurate to the last digit
-everywhere). ``tails=True`` removes that limitation: it rescales the
-system by the current solution, p_new = p ∘ u with
-diag(1/p) L diag(p) u = 0, whose solution is u ≈ 1 everywhere, so its
-normwise accuracy becomes relative accuracy of every entry of p. Strongly metastable non-reversible
+backward-stable null-vector solver. Strongly metastable non-reversible
 models (barriers of many tens of T) therefore get the *split between the
 wells* only roughly, even though the residual ‖L p‖ is at rounding level.
+And tails below ~1e-13 of the peak are rounding noise (the Gibbs route, by
+contrast, is accurate to the last digit everywhere). ``tails=True`` removes
+that second limitation: it rescales the system by the current solution,
+p_new = p ∘ u with diag(1/p) L diag(p) u = 0, whose solution is u ≈ 1
+everywhere, so its normwise accuracy becomes relative accuracy of every
+entry of p.
 """
 
 from __future__ import annotations
