@@ -168,7 +168,9 @@ def _notebook_intro(path: Path) -> tuple[str, str]:
     title = paragraphs[0].splitlines()[0].lstrip("# ").rstrip(".")
     rest = paragraphs[0].splitlines()[1:]
     body = " ".join(rest).strip() or (paragraphs[1] if len(paragraphs) > 1 else "")
-    return title, " ".join(body.split())
+    # reST roles (":func:`x`") read as plain code in Markdown
+    body = re.sub(r":[\w:]+:`~?([^`]+)`", r"`\1`", " ".join(body.split()))
+    return title, body
 
 
 def _images(folder: Path, stem: str, rel: str) -> list[str]:
