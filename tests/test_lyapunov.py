@@ -109,7 +109,7 @@ def test_dataset_contents():
     circ = []
     for n in (40, 80):
         g = fp.Grid(x=(-3, 3, n))
-        ds = fp.lyapunov(g, lambda x: -(x**3), T)
+        ds = lyapunov(g, lambda x: -(x**3), T)
         assert set(ds.data_vars) == {
             "energy",
             "p_ss",
