@@ -170,6 +170,9 @@ def _notebook_intro(path: Path) -> tuple[str, str]:
     body = " ".join(rest).strip() or (paragraphs[1] if len(paragraphs) > 1 else "")
     # reST roles (":func:`x`") read as plain code in Markdown
     body = re.sub(r":[\w:]+:`~?([^`]+)`", r"`\1`", " ".join(body.split()))
+    if body and not body.endswith((".", "!", "?")):  # it introduces a list not shown here
+        cut = body.rfind(". ")
+        body = body[: cut + 1] if cut > 0 else body[:-1] + "."
     return title, body
 
 
