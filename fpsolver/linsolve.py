@@ -191,7 +191,14 @@ class LinearSolver:
     @classmethod
     def for_model(cls, model: FokkerPlanck, kind: str = "auto", **kwargs: Any) -> LinearSolver:
         """Build the solver for `model`, resolving ``kind="auto"``."""
-        kind = choose_linear_solver(model, kind)
+        requested, kind = kind, choose_linear_solver(model, kind)
+        if requested == "auto" and kind == "cg":
+            warnings.warn(
+                "pyamg is not installed: plain CG without a multigrid preconditioner "
+                "(pip install 'fpsolver[amg]')",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         if kind == "lu":
             return cls(model.generator(), "lu", **kwargs)
         from .discretization import symmetric_generator, symmetrizer

@@ -207,6 +207,8 @@ def test_automatic_choice_and_errors(monkeypatch):
     with pytest.warns(RuntimeWarning, match="pyamg is not installed: plain CG"):
         lin = LinearSolver.for_model(small, "amg")
     assert lin.kind == "cg"
+    with pytest.warns(RuntimeWarning, match="pyamg is not installed: plain CG"):
+        assert LinearSolver.for_model(small, "auto").kind == "cg"
     drift = fp.FokkerPlanck.from_drift(fp.Grid(x=(-1, 1, 8), y=(-1, 1, 8), z=(-1, 1, 8)),
                                        lambda x, y, z: (-y, x, -z))  # fmt: skip
     assert choose_linear_solver(drift) == "lu"
