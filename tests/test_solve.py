@@ -144,6 +144,10 @@ def test_non_reversible_reports_kl_to_stationary_state():
     pss = model.stationary().values
     p = ds.p[-1].values
     assert kl[-1] == pytest.approx(float(np.sum(grid.volumes * p * np.log(p / pss))), rel=1e-12)
+    # the equilibrium stop watches KL(p‖p_ss) when there is no detailed balance
+    eq = fp.solve(model, fp.gaussian(grid, 2.0, 0.2), "equilibrium", method="adaptive", tol=1e-8)
+    assert eq.relative_entropy_ss.values[-1] < 1e-8 <= eq.relative_entropy_ss.values[-2]
+    assert eq.relative_entropy.values[-1] > 1e-3  # far from the (irrelevant) Gibbs state
 
 
 # -- adaptive and equilibrium stop -----------------------------------------
