@@ -33,7 +33,8 @@ fig, ax = plt.subplots()
 ax.plot([0, 1], [0, 1])
 fig.savefig(figure_path("line.png"))
 record("good", "A passing notebook", {"error": 1.5e-9, "order": 2.01, "n": 64},
-       {"order above 1.9": True}, [figure_path("line.png")], notes="All fine.")
+       {"order above 1.9": True, "max |z| below 4": True}, [figure_path("line.png")],
+       notes="All fine.")
 """
 
 FAILING_CHECK = """
@@ -74,15 +75,16 @@ def test_runner_reports_pass_fail_and_crash(tmp_path):
     assert rc == 1
     text = (out / "REPORT.md").read_text()
     assert "1 of 3 notebooks passed (quick mode" in text
-    assert "| passed | 1/1 |" in _status_row(text, "good")
+    assert "| passed | 2/2 |" in _status_row(text, "good")
     assert "**FAILED** | 1/2 |" in _status_row(text, "badcheck")
     assert "**FAILED** | 0/0 |" in _status_row(text, "crash")
     assert "_helper" not in text and "`report`" not in text
     # per-notebook section: title, checks, numbers, figure link, notes
     assert "## A passing notebook" in text
     assert "| order above 1.9 | pass |" in text
+    assert "| max \\|z\\| below 4 | pass |" in text  # a bar must not split the cell
     assert "| error below 1e-3 | **FAIL** |" in text
-    assert "| error | 1.500e-09 |" in text and "| order | 2.01 |" in text and "| n | 64 |" in text
+    assert "| error | 1.5e-09 |" in text and "| order | 2.01 |" in text and "| n | 64 |" in text
     assert "![line.png](figures/line.png)" in text and (out / "figures" / "line.png").exists()
     assert "All fine." in text
     # a crash shows its exit status and the end of its log
@@ -132,6 +134,9 @@ def test_report_rebuilds_from_summaries(tmp_path):
     ("value", "text"),
     [
         (2.0, "2"),
+        (400000.0, "400000"),
+        (5e-4, "0.0005"),
+        (2.0054321, "2.0054"),
         (1.23456e-12, "1.235e-12"),
         (0.5, "0.5"),
         (7, "7"),

@@ -48,14 +48,19 @@ def format_number(value: Any) -> str:
     if isinstance(value, float):
         if math.isnan(value) or math.isinf(value):
             return str(value)
-        if value == 0.0:
-            return "0"
-        if 1e-3 <= abs(value) < 1e5:
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))  # counts recorded as floats
+        if 1e-4 <= abs(value) < 1e6:
             return f"{value:.5g}"
-        return f"{value:.3e}"
+        return f"{value:.4g}"
     if isinstance(value, (list, tuple)):
         return ", ".join(format_number(v) for v in value)
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    return _cell(value)
+
+
+def _cell(text: Any) -> str:
+    """Text safe inside a Markdown table cell (``|`` would split the cell)."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
 
 
 def _version() -> str:
@@ -128,12 +133,12 @@ def render(out: Path, runs: Sequence[RunLike], quick: bool) -> str:
         checks = summary.get("checks", {})
         if checks:
             lines += ["| Check | Result |", "|---|---|"]
-            lines += [f"| {k} | {'pass' if v else '**FAIL**'} |" for k, v in checks.items()]
+            lines += [f"| {_cell(k)} | {'pass' if v else '**FAIL**'} |" for k, v in checks.items()]
             lines.append("")
         numbers = summary.get("numbers", {})
         if numbers:
             lines += ["| Quantity | Value |", "|---|---|"]
-            lines += [f"| {k} | {format_number(v)} |" for k, v in numbers.items()]
+            lines += [f"| {_cell(k)} | {format_number(v)} |" for k, v in numbers.items()]
             lines.append("")
         for fig in summary.get("figures", []):
             rel = Path("figures") / fig
