@@ -35,4 +35,4 @@ lint: $(VENV)/.test
 	$(BIN)/ruff format --check fpsolver tests
 
 clean:
-	rm -rf $(VENV) $(OUT) build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(OUT) build *.egg-info .pytest_cache docs/_build
