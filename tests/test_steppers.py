@@ -229,3 +229,20 @@ def test_bdf2_history_round_trips_through_state(p1):
     b.set_state(a.get_state())
     np.testing.assert_array_equal(a.step(p, 0.1), b.step(p, 0.1))
     assert math.isclose(a.get_state()["dt_prev"], 0.1)
+
+
+@pytest.mark.parametrize("method", ["backward_euler", "tr_bdf2", "crank_nicolson"])
+def test_l_stability_one_huge_step(method):
+    """R(z) → 0 as z → −∞ for L-stable methods: one step of dt = 1e6 from a
+    spike lands on the Gibbs state (up to O(1/dt)); Crank–Nicolson keeps the stiff modes
+    (R → −1)."""
+    grid = fp.Grid(x=(-3, 3, 40))
+    model = fp.FokkerPlanck(grid, energy=lambda x: x**2 / 2)
+    p0 = np.zeros(40)
+    p0[10] = 1 / grid.volumes[10]
+    p = fp.solve(model, p0, 1e6, dt=1e6, method=method).p[-1].values
+    dist = _l1(grid, p, model.equilibrium().values)
+    if method == "crank_nicolson":
+        assert dist > 0.5
+    else:
+        assert dist < 1e-5  # R(z) = O(1/z): ~1e-6 for the slowest mode
