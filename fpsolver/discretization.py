@@ -225,11 +225,17 @@ def _diagonal(model: FokkerPlanck, links: list[AxisLinks]) -> np.ndarray:
     return -out / vol
 
 
-def _offdiagonal(links: list[AxisLinks], values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _offdiagonal(
+    links: list[AxisLinks], volumes: np.ndarray, values
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """COO triplets of both directions of every link.
+
+    ``values(link, V_src, V_dst)`` returns the (src→dst, dst→src) entries.
+    """
     rows, cols, vals = [], [], []
     for ln in links:
         a, b = ln.src.ravel(), ln.dst.ravel()
-        v_ab, v_ba = values(ln)
+        v_ab, v_ba = values(ln, volumes[a].reshape(ln.src.shape), volumes[b].reshape(ln.dst.shape))
         rows += [a, b]
         cols += [b, a]
         vals += [v_ab.ravel(), v_ba.ravel()]
@@ -261,12 +267,10 @@ def assemble_generator(model: FokkerPlanck) -> sp.csr_array:
     vol = grid.volumes.ravel()
     links = _all_links(model)
 
-    def values(ln: AxisLinks):
-        vs = vol[ln.src.ravel()].reshape(ln.src.shape)
-        vd = vol[ln.dst.ravel()].reshape(ln.dst.shape)
+    def values(ln: AxisLinks, vs: np.ndarray, vd: np.ndarray):
         return ln.weight * bernoulli(-ln.delta) / vs, ln.weight * bernoulli(ln.delta) / vd
 
-    return _build(grid.size, _diagonal(model, links), *_offdiagonal(links, values))
+    return _build(grid.size, _diagonal(model, links), *_offdiagonal(links, vol, values))
 
 
 def is_reversible(model: FokkerPlanck) -> bool:
@@ -312,13 +316,11 @@ def symmetric_generator(model: FokkerPlanck) -> sp.csr_array:
     vol = grid.volumes.ravel()
     links = _all_links(model)
 
-    def values(ln: AxisLinks):
-        vs = vol[ln.src.ravel()].reshape(ln.src.shape)
-        vd = vol[ln.dst.ravel()].reshape(ln.dst.shape)
+    def values(ln: AxisLinks, vs: np.ndarray, vd: np.ndarray):
         v = ln.weight * x_over_sinh(0.5 * ln.delta) / np.sqrt(vs * vd)
         return v, v
 
-    S = _build(grid.size, _diagonal(model, links), *_offdiagonal(links, values))
+    S = _build(grid.size, _diagonal(model, links), *_offdiagonal(links, vol, values))
     model._cache["S"] = S
     return S
 

@@ -274,18 +274,29 @@ class Grid:
         return np.asarray(call_field(func, self.names, points), dtype=float)
 
 
-def call_field(func: Any, names: Sequence[str], points: Sequence[np.ndarray]) -> Any:
-    """Call `func` with one array per axis, by keyword when its signature allows."""
+def field_caller(func: Any, names: Sequence[str]):
+    """Resolve once how a user field is called: by axis keyword or by position.
+
+    Keywords are used when every axis name is a keyword parameter of `func`
+    (or it takes ``**kwargs``); otherwise the arrays are passed positionally.
+    Returns a function of one sequence of arrays.
+    """
     import inspect
 
     try:
         params = inspect.signature(func).parameters
     except (TypeError, ValueError):
         params = {}
-    keyword_kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    by_name = all(n in params and params[n].kind in keyword_kinds for n in names) or any(
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    by_name = all(n in params and params[n].kind in kinds for n in names) or any(
         p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()
     )
     if by_name and params:
-        return func(**dict(zip(names, points)))
-    return func(*points)
+        names = tuple(names)
+        return lambda pts: func(**dict(zip(names, pts)))
+    return lambda pts: func(*pts)
+
+
+def call_field(func: Any, names: Sequence[str], points: Sequence[np.ndarray]) -> Any:
+    """Call `func` with one array per axis (see :func:`field_caller`)."""
+    return field_caller(func, names)(points)

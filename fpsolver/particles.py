@@ -26,7 +26,6 @@ accumulate per block.
 
 from __future__ import annotations
 
-import inspect
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -35,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from .grid import Grid
+from .grid import Grid, field_caller
 from .model import FokkerPlanck
 
 __all__ = ["simulate_particles", "histogram_free_energy", "BLOCK_SIZE"]
@@ -49,22 +48,6 @@ _EPS3 = np.finfo(float).eps ** (1.0 / 3.0)
 # ---------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------
-def _caller(func: Callable, names: Sequence[str]) -> Callable[[Sequence[np.ndarray]], Any]:
-    """Resolve once how a user field is called (by axis keyword or by position)."""
-    try:
-        params = inspect.signature(func).parameters
-    except (TypeError, ValueError):
-        params = {}
-    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    by_name = all(n in params and params[n].kind in kinds for n in names) or any(
-        p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()
-    )
-    if by_name and params:
-        names = tuple(names)
-        return lambda pts: func(**dict(zip(names, pts)))
-    return lambda pts: func(*pts)
-
-
 def _components(out: Any, nd: int, name: str) -> list[Any]:
     """Split a vector-field result into one component per axis."""
     if isinstance(out, (list, tuple)):
@@ -159,11 +142,11 @@ class _Dynamics:
         self.gradient_source = "none"
         self._grad: Callable[[np.ndarray], list[Any]] | None = None
         if model.energy_gradient is not None:
-            grad_call = _caller(model.energy_gradient, names)
+            grad_call = field_caller(model.energy_gradient, names)
             self._grad = lambda pos: _components(grad_call(pos), nd, "energy_gradient")
             self.gradient_source = "analytic"
         elif model.energy_function is not None:
-            e_call = _caller(model.energy_function, names)
+            e_call = field_caller(model.energy_function, names)
             e_steps = [_EPS3 * max(1.0, float(np.max(np.abs(e)))) for e in grid.edges]
             self._grad = lambda pos: _central_gradient(e_call, pos, e_steps)
             self.gradient_source = "central differences"
@@ -180,7 +163,7 @@ class _Dynamics:
         if model.mobility_function is None and np.all(cells == cells[:, :1]):
             self.k_const = cells[:, 0].copy()
         elif model.mobility_function is not None:
-            k_call = _caller(model.mobility_function, names)
+            k_call = field_caller(model.mobility_function, names)
             k_steps = [_EPS3 * max(1.0, float(np.max(np.abs(e)))) for e in grid.edges]
 
             def mob(pos: np.ndarray) -> tuple[list[Any], list[Any]]:
@@ -212,7 +195,7 @@ class _Dynamics:
         self.f_const = np.zeros(nd)
         self._force: Callable[[np.ndarray], list[Any]] | None = None
         if model.force_function is not None:
-            f_call = _caller(model.force_function, names)
+            f_call = field_caller(model.force_function, names)
             self._force = lambda pos: _components(f_call(pos), nd, "force")
         elif model._force_constant is not None:
             self.f_const = np.asarray(model._force_constant, dtype=float).copy()

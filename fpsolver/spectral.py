@@ -109,6 +109,21 @@ def _order(rates: np.ndarray) -> np.ndarray:
     return np.lexsort((np.imag(rates), np.round(re / scale, 8)))
 
 
+def _shift_invert(solver, A, nev: int, deflate, peak, tol: float, maxiter):
+    """Shift-invert eigensolve at 0; deflate the null vector when `peak` is given.
+
+    `deflate` is the (left, right) null-vector pair (``(None, None)`` when
+    there is none); `peak`, the right null vector, anchors the deflated
+    inverse at its largest entry.
+    """
+    n = A.shape[0]
+    opts = {"sigma": 0.0, "which": "LM", "tol": tol, "maxiter": maxiter}
+    if peak is not None:
+        left, right = deflate
+        opts["OPinv"] = _deflated_inverse(A, right, left, int(np.argmax(peak)))
+    return solver(A, nev, v0=_start_vector(n, *deflate), **opts)
+
+
 def _reversible(model: FokkerPlanck, k: int, dense: bool, tol: float, maxiter):
     from .discretization import symmetric_generator, symmetrizer
 
@@ -132,29 +147,9 @@ def _reversible(model: FokkerPlanck, k: int, dense: bool, tol: float, maxiter):
         nev = k - 1 if closed else k
         if nev == 0:
             lam, W = np.zeros(0), np.zeros((n, 0))
-        elif closed:
-            op = _deflated_inverse(S, u, u, int(np.argmax(u)))
-            w, W = spla.eigsh(
-                S,
-                nev,
-                sigma=0.0,
-                which="LM",
-                OPinv=op,
-                v0=_start_vector(n, u, u),
-                tol=tol,
-                maxiter=maxiter,
-            )
-            lam = -w
         else:
-            w, W = spla.eigsh(
-                S,
-                nev,
-                sigma=0.0,
-                which="LM",
-                v0=_start_vector(n, None, None),
-                tol=tol,
-                maxiter=maxiter,
-            )
+            deflate = (u, u) if closed else (None, None)
+            w, W = _shift_invert(spla.eigsh, S, nev, deflate, u if closed else None, tol, maxiter)
             lam = -w
         idx = np.argsort(lam)
         lam, W = lam[idx], W[:, idx]
@@ -196,29 +191,9 @@ def _nonreversible(model: FokkerPlanck, k: int, dense: bool, tol: float, maxiter
         nev = min(want + 2 + want // 2, n - 2)
         if want == 0:
             lam, W = np.zeros(0, complex), np.zeros((n, 0), complex)
-        elif closed:
-            op = _deflated_inverse(L, pss, vol, int(np.argmax(pss)))
-            w, W = spla.eigs(
-                L,
-                nev,
-                sigma=0.0,
-                which="LM",
-                OPinv=op,
-                v0=_start_vector(n, vol, pss),
-                tol=tol,
-                maxiter=maxiter,
-            )
-            lam = -w
         else:
-            w, W = spla.eigs(
-                L,
-                nev,
-                sigma=0.0,
-                which="LM",
-                v0=_start_vector(n, None, None),
-                tol=tol,
-                maxiter=maxiter,
-            )
+            deflate = (vol, pss) if closed else (None, None)
+            w, W = _shift_invert(spla.eigs, L, nev, deflate, pss if closed else None, tol, maxiter)
             lam = -w
         idx = _order(lam)[:want]
         lam, W = lam[idx], W[:, idx]
