@@ -18,6 +18,7 @@ exits with status 1 if any notebook failed, 0 otherwise.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
@@ -28,10 +29,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
 
-import report  # noqa: I001  (the sibling module, found through HERE)
+
+def _sibling(name: str):
+    """Import ``validation/<name>.py`` without touching ``sys.path``."""
+    spec = importlib.util.spec_from_file_location(
+        f"fpsolver_validation_{name}", HERE / f"{name}.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+report = _sibling("report")
 
 #: Files in ``validation/`` that are plumbing, not notebooks.
 NOT_NOTEBOOKS = {"_common", "run_all", "report"}
