@@ -170,7 +170,7 @@ for m_cells in fp_ns:
     g1 = fp.Grid(x=(-2.0, -2.0 + n * h, n))
     model_fp = fp.FokkerPlanck(g1, energy_dw, T_fp)
     target = np.zeros(n, dtype=bool)
-    target[int(m_cells):] = True
+    target[int(m_cells) :] = True
     tau = model_fp.mean_first_passage_time(target).values
     xs = g1.centers[0][: int(m_cells)]
     ex = exact_mfpt(T_fp, -2.0, 0.5, xs)
