@@ -105,9 +105,10 @@ def test_validation_page_lists_every_notebook(built):
 
 def test_user_guide_covers_every_tool(built):
     text = _text(built[1] / "guide.html")
-    for phrase in ["Boundaries", "Mobilities", "Forces", "Time stepping", "Particles and statistics",
-                   "Stationary density", "Relaxation spectrum", "First passage",
-                   "Lyapunov functions of a drift", "Command line and configs"]:  # fmt: skip
+    sections = ["Boundaries", "Mobilities", "Forces", "Time stepping", "Particles and statistics",
+                "Stationary density", "Relaxation spectrum", "First passage",
+                "Lyapunov functions of a drift", "Command line and configs"]  # fmt: skip
+    for phrase in sections:
         assert phrase in text, f"user guide lacks {phrase!r}"
     for method in fpsolver.METHODS:
         assert f'"{method}"' in text.replace("&quot;", '"'), f"method {method} not in the guide"
