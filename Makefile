@@ -30,6 +30,9 @@ docs: $(VENV)/.test
 validate: $(VENV)/.test
 	$(BIN)/python validation/run_all.py --out validation
 
+benchmarks: $(VENV)/.test
+	for b in assembly steps adaptive particles; do $(BIN)/python benchmarks/$$b.py || exit 1; done
+
 lint: $(VENV)/.test
 	$(BIN)/ruff check fpsolver tests benchmarks examples validation
 	$(BIN)/ruff format --check fpsolver tests
