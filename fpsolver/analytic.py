@@ -6,6 +6,8 @@
   start; this covers the OU transient with any linear drift and, with B = 0,
   free diffusion.
 - :func:`ou_density`: that transient's density on a grid.
+- :func:`tilted_periodic_current`: Stratonovich's exact stationary current
+  in the tilted periodic potential E = −V0 cos 2πx − F x.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from scipy.linalg import expm, solve_continuous_lyapunov
 
 from .grid import Grid
 
-__all__ = ["gaussian_pdf", "linear_moments", "ou_density"]
+__all__ = ["gaussian_pdf", "linear_moments", "ou_density", "tilted_periodic_current"]
 
 
 def _as_cov(cov: float | Sequence[float] | np.ndarray, d: int) -> np.ndarray:
@@ -111,3 +113,36 @@ def ou_density(grid: Grid, B, D, mean0, cov0, t: float) -> np.ndarray:
     """Exact density of the linear process at time `t` at the cell centres."""
     m, c = linear_moments(B, D, mean0, cov0, t)
     return gaussian_pdf(grid.mesh(), m, c)
+
+
+def tilted_periodic_current(
+    v0: float, force: float, temperature: float, mobility: float = 1.0
+) -> float:
+    """Exact stationary current for E = −V0 cos(2πx) − F x on a unit period.
+
+    Stratonovich's formula (Risken, *The Fokker–Planck Equation*, 2nd ed.,
+    §11.3) for J = −K (p E' + T p'):
+
+        J = K T (1 − e^{−F/T}) / ∫₀¹ dx e^{−E(x)/T} ∫ₓ^{x+1} dy e^{E(y)/T}.
+
+    The outer integrand is periodic (trapezoid rule: spectral accuracy), the
+    inner one smooth (120-point Gauss–Legendre); the result is exact to
+    about 1e-13 relative for V0/T up to a few.
+
+    Examples
+    --------
+    >>> round(tilted_periodic_current(0.0, 2.0, 0.5), 12)   # free drift: J = K F
+    2.0
+    >>> round(tilted_periodic_current(1.0, 2.0, 0.5), 10)
+    0.5234657365
+    """
+    xs = np.arange(400) / 400
+    s, w = np.polynomial.legendre.leggauss(120)
+    s, w = 0.5 * (s + 1), 0.5 * w
+
+    def energy(x: np.ndarray) -> np.ndarray:
+        return -v0 * np.cos(2 * np.pi * x) - force * x
+
+    rise = energy(xs[:, None] + s[None, :]) - energy(xs[:, None])
+    inner = (w * np.exp(rise / temperature)).sum(1)
+    return float(mobility * temperature * -np.expm1(-force / temperature) / inner.mean())

@@ -8,6 +8,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 import fpsolver as fp
+from fpsolver.analytic import tilted_periodic_current
 from fpsolver.stationary import _inverse_iteration, stationary
 
 V0, FORCE, TEMP = 1.0, 2.0, 0.5
@@ -22,21 +23,8 @@ def tilted_drift(x):
 
 
 def stratonovich_current(v0: float, force: float, temp: float, mobility: float = 1.0) -> float:
-    """Exact stationary current on the unit period (Risken, ch. 11.3).
-
-    J = K T (1 − e^{−F/T}) / ∫₀¹ dx e^{−E(x)/T} ∫_x^{x+1} dy e^{E(y)/T}.
-    The outer integrand is periodic (trapezoid: spectral accuracy), the
-    inner one is smooth (Gauss–Legendre).
-    """
-    xs = np.arange(400) / 400
-    s, w = np.polynomial.legendre.leggauss(120)
-    s, w = 0.5 * (s + 1), 0.5 * w
-
-    def energy(x):
-        return -v0 * np.cos(2 * np.pi * x) - force * x
-
-    inner = (w * np.exp((energy(xs[:, None] + s[None, :]) - energy(xs[:, None])) / temp)).sum(1)
-    return mobility * temp * -np.expm1(-force / temp) / inner.mean()
+    """Exact stationary current on the unit period (Risken, ch. 11.3)."""
+    return tilted_periodic_current(v0, force, temp, mobility)
 
 
 def tilted_model(n: int, route: str) -> fp.FokkerPlanck:

@@ -41,6 +41,7 @@ from _common import figure_path, quick, record
 from scipy.linalg import solve_continuous_lyapunov
 
 import fpsolver as fp
+from fpsolver.analytic import tilted_periodic_current
 
 V0, T = 1.0, 0.5
 
@@ -50,16 +51,8 @@ def order(ns, errors):
 
 
 def exact_current(force, v0=V0, temp=T):
-    """Stratonovich's formula; periodic trapezoid outside, Gauss–Legendre inside."""
-    xs = np.arange(400) / 400
-    s, w = np.polynomial.legendre.leggauss(120)
-    s, w = 0.5 * (s + 1), 0.5 * w
-
-    def energy(x):
-        return -v0 * np.cos(2 * np.pi * x) - force * x
-
-    inner = (w * np.exp((energy(xs[:, None] + s[None, :]) - energy(xs[:, None])) / temp)).sum(1)
-    return temp * -np.expm1(-force / temp) / inner.mean()
+    """Stratonovich's formula (fpsolver.analytic.tilted_periodic_current)."""
+    return tilted_periodic_current(v0, force, temp)
 
 
 def tilted(n, force, route):
