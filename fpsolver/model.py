@@ -116,11 +116,20 @@ class FokkerPlanck:
         self.boundary = parse_boundary(grid, boundary)
         self.energy_function, self.energy = self._init_energy(energy)
         self.mobility_function, self._mobility_cells = self._init_mobility(mobility)
-        self.force_function, self._force_constant = self._init_force(force)
+        self.force_function, self.force_constant = self._init_force(force)
         if energy_gradient is not None and not callable(energy_gradient):
             raise TypeError("`energy_gradient` must be a callable returning one array per axis")
         self.energy_gradient = energy_gradient
         self._cache: dict[str, Any] = {}
+        self._frozen = True
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        if getattr(self, "_frozen", False):
+            raise AttributeError(
+                f"FokkerPlanck is immutable (its generator is cached); build a new model "
+                f"instead of setting `{key}`"
+            )
+        object.__setattr__(self, key, value)
 
     # -- validation -----------------------------------------------------
     def _init_energy(self, energy: Any) -> tuple[Callable | None, np.ndarray]:
@@ -247,7 +256,7 @@ class FokkerPlanck:
         """Whether a non-conservative force acts."""
         return (
             getattr(self, "force_function", None) is not None
-            or getattr(self, "_force_constant", None) is not None
+            or getattr(self, "force_constant", None) is not None
         )
 
     def mobility_cells(self) -> np.ndarray:
@@ -275,8 +284,8 @@ class FokkerPlanck:
         """Force component `axis` at `points` (0 without a force)."""
         if self.force_function is not None:
             return self.evaluate_components(self.force_function, points, "force", False)[axis]
-        if self._force_constant is not None:
-            return float(self._force_constant[axis])
+        if self.force_constant is not None:
+            return float(self.force_constant[axis])
         return 0.0
 
     def energy_at(self, points: Sequence[np.ndarray]) -> np.ndarray | None:

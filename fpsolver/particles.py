@@ -197,8 +197,8 @@ class _Dynamics:
         if model.force_function is not None:
             f_call = field_caller(model.force_function, names)
             self._force = lambda pos: _components(f_call(pos), nd, "force")
-        elif model._force_constant is not None:
-            self.f_const = np.asarray(model._force_constant, dtype=float).copy()
+        elif model.force_constant is not None:
+            self.f_const = np.asarray(model.force_constant, dtype=float).copy()
 
         if self.k_const is not None:
             self.sigma = np.sqrt(2.0 * T * self.k_const * dt)

@@ -181,3 +181,5 @@ def test_model_is_cached_and_generator_reused(grid2):
     assert m.generator() is m.generator()
     with pytest.raises(ValueError):
         m.energy[0, 0] = 1.0
+    with pytest.raises(AttributeError, match="immutable"):
+        m.temperature = 2.0  # would otherwise leave a stale cached generator
