@@ -1,4 +1,4 @@
-"""Cost of implicit time stepping on the DESIGN benchmark problems P1–P4.
+"""Cost of implicit time stepping on the benchmark problems P1–P4.
 
 Usage::
 

@@ -1,6 +1,6 @@
 """Double well in 2-D: relaxation from one well, free energy as a Lyapunov function.
 
-E = (x² − 1)² + y²/2, T = 0.5 (DESIGN problem P2 on a coarse grid). The
+E = (x² − 1)² + y²/2, T = 0.5 (benchmark problem P2 on a coarse grid). The
 density starts in the left well and leaks over the saddle; the free energy
 F(t) falls monotonically to F_eq and, once the density is close to q, the
 relative entropy KL(p‖q) (quadratic in p − q) decays like exp(−2 λ_1 t)

@@ -1,6 +1,6 @@
 """Ornstein–Uhlenbeck in 1-D against its exact Gaussian solution.
 
-DESIGN problem P1: E = x²/2, T = 1, K = 1 on [−8, 8], p0 = N(3, 0.5²). The
+benchmark problem P1: E = x²/2, T = 1, K = 1 on [−8, 8], p0 = N(3, 0.5²). The
 exact density stays Gaussian with mean 3 e^{−t} and variance
 1 − 0.75 e^{−2t} (:func:`fpsolver.analytic.ou_density`). The example solves
 on two grids and prints the L1 error at t = 1 and the observed order.

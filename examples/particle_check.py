@@ -1,6 +1,6 @@
 """Check the grid solution of the 2-D double well against Langevin particles.
 
-DESIGN problem P2 (E = (x² − 1)² + y²/2, T = 0.5, K = 1, p0 = N((−1, 0),
+benchmark problem P2 (E = (x² − 1)² + y²/2, T = 0.5, K = 1, p0 = N((−1, 0),
 0.2² I)) on a 48² grid: the grid solver and 50 000 Euler–Maruyama particles
 on the same cells, compared by :func:`fpsolver.compare` (chi-square p-value,
 L1 distance against its noise level, free-energy difference in standard

@@ -89,7 +89,7 @@ def linear_moments(
     Examples
     --------
     >>> import numpy as np
-    >>> m, c = linear_moments(1.0, 1.0, [3.0], 0.25, 1.0)   # DESIGN problem P1
+    >>> m, c = linear_moments(1.0, 1.0, [3.0], 0.25, 1.0)   # benchmark problem P1
     >>> bool(np.isclose(m[0], 3 * np.exp(-1))), bool(np.isclose(c[0, 0], 1 - 0.75 * np.exp(-2)))
     (True, True)
     """

@@ -1,4 +1,4 @@
-"""The default problem: the 2-D double well of DESIGN problem P2, solved and plotted."""
+"""The default problem: the 2-D double well of benchmark problem P2, solved and plotted."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 :func:`solve` owns the one time loop. It picks a stepper from
 :data:`fpsolver.steppers.METHODS`, a linear solver from
 :mod:`fpsolver.linsolve`, lands steps exactly on the save times, computes
-the diagnostics of DESIGN.md §4 at every saved time, and hands frames to
+the diagnostics at every saved time, and hands frames to
 the trackers (progress bar, callback, checkpoint).
 """
 

@@ -104,8 +104,9 @@ class BackwardEuler(Stepper):
     r"""Backward Euler: ``(I − dt L) pⁿ⁺¹ = pⁿ``. Order 1.
 
     I − dt L is an M-matrix (L has non-negative off-diagonals), so pⁿ⁺¹ ≥ 0
-    for every dt, and the discrete free energy never increases (DESIGN.md
-    §2, property 4).
+    for every dt, and the discrete free energy never increases (the
+    discrete Jordan–Kinderlehrer–Otto argument: F_h is convex and L is a
+    discrete gradient flow of it).
 
     Examples
     --------

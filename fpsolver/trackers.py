@@ -48,7 +48,7 @@ DIAGNOSTICS: dict[str, tuple[str, str]] = {
 class Diagnostics:
     """Thermodynamic diagnostics of a density on `model`'s grid.
 
-    All sums use the scheme's own cell volumes (DESIGN.md §4). For a
+    All sums use the scheme's own cell volumes. For a
     non-reversible model the KL divergence to the stationary density
     (``relative_entropy_ss``) is added when :meth:`FokkerPlanck.stationary`
     is available.
@@ -256,7 +256,7 @@ def build_dataset(
     diags: list[dict[str, float]],
     attrs: dict[str, Any],
 ):
-    """Assemble the result :class:`xarray.Dataset` (DESIGN.md §7 contract).
+    """Assemble the result :class:`xarray.Dataset` (see :func:`fpsolver.solve.solve`).
 
     Examples
     --------

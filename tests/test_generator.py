@@ -1,4 +1,4 @@
-"""The Scharfetter–Gummel generator: DESIGN.md properties 1–5.
+"""The Scharfetter–Gummel generator: properties 1–5 of the scheme (README).
 
 Identity tests draw random grids (1-D to 3-D, uniform and non-uniform,
 bounded and periodic), random energies, temperatures and mobilities with

@@ -53,7 +53,7 @@ def ou_model(temperature: float = 1.0) -> fp.FokkerPlanck:
 
 
 def test_ou_1d_agrees_with_grid_and_exact_moments():
-    """1-D OU (DESIGN P1 start): particles, grid and exact law agree.
+    """1-D OU (benchmark P1 start): particles, grid and exact law agree.
 
     Bias check: the Euler–Maruyama law of a linear SDE is Gaussian with
     moments from the exact recursion m_k = (1 − dt)^k m_0,
@@ -149,7 +149,7 @@ def test_position_dependent_mobility_needs_the_ito_term():
 
 
 def test_double_well_2d_agrees_and_dt_bias_is_small():
-    """DESIGN P2 on a 40² grid: particles and ``model.solve`` agree at t = 0, 1, 2.
+    """benchmark P2 on a 40² grid: particles and ``model.solve`` agree at t = 0, 1, 2.
 
     Bias check: the same comparison also passes at 4·dt; the weak error is
     O(dt), so the chi-square non-centrality at dt is 16 times smaller than
@@ -270,7 +270,7 @@ def test_from_drift_rotation_matches_exact_moments():
 
 
 def test_3d_ou_moments():
-    """3-D OU (DESIGN P4 start) from grid density: mean and variance z-scores.
+    """3-D OU (benchmark P4 start) from grid density: mean and variance z-scores.
 
     False-alarm rate: 6 |z| < 4 checks: 4e-4.
     """

@@ -1,6 +1,6 @@
 """Time steppers: declared orders, factorisation reuse, free-energy decay, linear solvers.
 
-Temporal orders are measured on DESIGN problem P1 (1-D OU transient) against
+Temporal orders are measured on benchmark problem P1 (1-D OU transient) against
 the exact-in-time solution of the *same* semi-discretisation
 (expm_multiply), so the spatial error does not pollute the slope.
 """
@@ -21,7 +21,7 @@ EPS = np.finfo(float).eps
 
 @pytest.fixture(scope="module")
 def p1():
-    """DESIGN P1 on a coarse grid: E = x²/2, T = 1, K = 1, [−8, 8], p0 = N(3, 0.5²)."""
+    """benchmark P1 on a coarse grid: E = x²/2, T = 1, K = 1, [−8, 8], p0 = N(3, 0.5²)."""
     grid = fp.Grid(x=(-8, 8, 160))
     model = fp.FokkerPlanck(grid, energy=lambda x: x**2 / 2, temperature=1.0)
     p0 = fp.gaussian(grid, 3.0, 0.25).values

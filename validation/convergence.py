@@ -10,7 +10,7 @@
 # %% [markdown]
 # # Convergence orders in space and time
 #
-# DESIGN problem P1, the 1-D Ornstein–Uhlenbeck transient: E = x²/2, T = 1,
+# benchmark problem P1, the 1-D Ornstein–Uhlenbeck transient: E = x²/2, T = 1,
 # K = 1 on [−8, 8] with reflecting walls, p0 = N(3, 0.5²). The exact
 # density stays Gaussian with mean 3e^{−t} and variance 1 − 0.75e^{−2t}.
 #

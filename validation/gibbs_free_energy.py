@@ -11,7 +11,7 @@
 # # Exact Gibbs preservation and free-energy decay
 #
 # Two thermodynamic guarantees of the scheme, on the 2-D double well
-# E = (x² − 1)² + y²/2, T = 0.5 (DESIGN problems P2 and P3).
+# E = (x² − 1)² + y²/2, T = 0.5 (benchmark problems P2 and P3).
 #
 # 1. **P3, Gibbs preservation.** Started from the discrete Gibbs density
 #    q ∝ exp(−E/T), every Scharfetter–Gummel flux vanishes exactly, so the

@@ -16,7 +16,7 @@
 #
 #     dX = [K (F − ∇E) + T ∇·K] dt + sqrt(2 T K) dW.
 #
-# We check, on DESIGN problem P2 (2-D double well), that
+# We check, on benchmark problem P2 (2-D double well), that
 #
 # 1. the chi-square test of the particle counts against the grid density
 #    accepts at every saved time, the L1 distance sits at its noise level,

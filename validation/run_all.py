@@ -4,7 +4,7 @@ Usage::
 
     python validation/run_all.py            # full mode, report in validation/
     python validation/run_all.py --quick    # quick mode (CI, test suite)
-    python validation/run_all.py --quick --out /tmp/val --only convergence
+    python validation/run_all.py --quick --out val-out --only convergence
 
 Each notebook (a jupytext percent script ``validation/<name>.py``) runs in
 its own Python process with ``FPSOLVER_VALIDATION_OUT`` pointing at the output
