@@ -157,18 +157,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-fig, axs = plt.subplots(1, 3, figsize=(13, 3.8), constrained_layout=True)
-tl = float(report.time[-1])
-gd = ds["p"].sel(time=tl, method="nearest")
-hd = parts["density"].sel(time=tl)
-vmax = float(max(gd.max(), hd.max()))
-for ax, da, title in ((axs[0], gd, "grid"), (axs[1], hd, "particles")):
-    im = ax.pcolormesh(da["x"], da["y"], da.T, vmin=0, vmax=vmax, shading="auto")
-    ax.set_title(f"{title}, t = {tl:g}")
-    ax.set_aspect("equal")
-fig.colorbar(im, ax=axs[:2], shrink=0.85)
-axs[2].plot(ds["time"], ds["free_energy"], label="grid")
-axs[2].errorbar(
+from fpsolver.plotting import plot_comparison
+
+fig, axs = plt.subplots(1, 4, figsize=(17, 3.8), constrained_layout=True)
+plot_comparison(ds, parts, time=float(report.time[-1]), axes=axs[:3])
+axs[3].plot(ds["time"], ds["free_energy"], label="grid")
+axs[3].errorbar(
     report["time"],
     report["free_energy_particles"],
     yerr=2 * report["free_energy_se"],
@@ -176,9 +170,9 @@ axs[2].errorbar(
     ms=4,
     label="particles ±2 SE",
 )
-axs[2].set_xlabel("time")
-axs[2].set_ylabel("free energy")
-axs[2].legend()
+axs[3].set_xlabel("time")
+axs[3].set_ylabel("free energy")
+axs[3].legend()
 f1 = figure_path("particles_double_well.png")
 fig.savefig(f1, dpi=100)
 plt.close(fig)
