@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 import fpsolver as fp
-from fpsolver.demo import double_well_model
+from fpsolver.cli.demo import double_well_model
 
 
 def main(argv: list[str] | None = None) -> int:

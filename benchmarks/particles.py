@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 import fpsolver as fp
-from fpsolver.particles import BLOCK_SIZE
+from fpsolver.sampling.particles import BLOCK_SIZE
 
 
 def models():

@@ -56,19 +56,19 @@ def case(kind: str, n: int, queue) -> None:
     from scipy.sparse.linalg import splu
 
     import fpsolver as fp
-    from fpsolver.analytic import ou_density
-    from fpsolver.demo import double_well_model
+    from fpsolver.cli.demo import double_well_model
+    from fpsolver.core.analytic import ou_density
 
     base = _rss_mib()
     out: dict = {"case": kind, "n": n}
     if kind == "overhead":
-        from fpsolver.trackers import Tracker
+        from fpsolver.integrate.trackers import Tracker
 
         class Clock(Tracker):
             def __init__(self):
                 self.stamps = []
 
-            def on_step(self, t):
+            def on_step(self, t, p):
                 self.stamps.append(time.perf_counter())
 
         model = double_well_model(n)

@@ -2,7 +2,7 @@
 
 benchmark problem P1: E = x²/2, T = 1, K = 1 on [−8, 8], p0 = N(3, 0.5²). The
 exact density stays Gaussian with mean 3 e^{−t} and variance
-1 − 0.75 e^{−2t} (:func:`fpsolver.analytic.ou_density`). The example solves
+1 − 0.75 e^{−2t} (:func:`fpsolver.core.analytic.ou_density`). The example solves
 on two grids and prints the L1 error at t = 1 and the observed order.
 
     python examples/ou_exact.py --outdir results
@@ -22,7 +22,7 @@ import xarray as xr
 
 import fpsolver as fp
 from fpsolver import plotting
-from fpsolver.analytic import ou_density
+from fpsolver.core.analytic import ou_density
 
 
 def solve(n: int, dt: float):

@@ -2,7 +2,7 @@
 
 benchmark problem P2 (E = (x² − 1)² + y²/2, T = 0.5, K = 1, p0 = N((−1, 0),
 0.2² I)) on a 48² grid: the grid solver and 50 000 Euler–Maruyama particles
-on the same cells, compared by :func:`fpsolver.compare` (chi-square p-value,
+on the same cells, compared by :func:`fpsolver.sampling.compare` (chi-square p-value,
 L1 distance against its noise level, free-energy difference in standard
 errors). The figure shows the grid density beside the particle histogram at
 the last time and the free energy of both over time.

@@ -5,30 +5,57 @@
 Scharfetter–Gummel finite volumes (exact Gibbs state, mass, positivity,
 free-energy decay), implicit time stepping, and a particle backend that
 checks the grid solution.
+
+The package is layered; each layer imports only the layers below it
+(see the architecture page of the docs):
+
+``core``        grid, boundary, model (frozen physics), initial densities,
+                save schedule, pure diagnostics and analytic solutions
+``discrete``    the operator: Scharfetter–Gummel links, generator, symmetric
+                form, null vectors, linear solvers
+``integrate`` · ``analysis`` · ``sampling``
+                time steppers, trackers and the loop · stationary, spectrum,
+                passage, Lyapunov · particles and comparison
+``io``          results and checkpoints on disk
+``api``         :class:`FokkerPlanck` conveniences and :func:`solve`
+``plotting`` · ``cli``
+                figures (matplotlib, imported when drawing) · command line
 """
 
+from . import plotting  # registers the ``ds.fp`` accessor; matplotlib loads on first plot
+from ._compat import install_aliases
 from ._version import __version__
-from .compare import compare
-from .grid import Grid
-from .initial import as_density, gaussian
+from .analysis.lyapunov import lyapunov
+from .analysis.passage import committor, mean_first_passage_time
+from .analysis.spectrum import spectrum
+from .analysis.stationary import stationary
+from .api.fokker_planck import FokkerPlanck
+from .api.runs import solve
+from .core.grid import Grid
+from .core.initial import as_density, gaussian, point_mass
+from .core.model import Model
+from .core.schedule import SaveSchedule
+from .discrete.operator import Operator, discretize
+from .integrate.steppers import METHODS
+from .integrate.trackers import Tracker
 from .io import open_result, save_result
-from .lyapunov import lyapunov
-from .model import FokkerPlanck
-from .particles import simulate_particles
-from .passage import committor, mean_first_passage_time
-from .solve import solve
-from .spectral import spectrum
-from .stationary import stationary
-from .steppers import METHODS
+from .sampling.compare import compare
+from .sampling.particles import simulate_particles
 
 __all__ = [
     "__version__",
     "Grid",
+    "Model",
     "FokkerPlanck",
+    "Operator",
+    "discretize",
     "gaussian",
+    "point_mass",
     "as_density",
     "solve",
     "METHODS",
+    "SaveSchedule",
+    "Tracker",
     "open_result",
     "save_result",
     "simulate_particles",
@@ -38,13 +65,7 @@ __all__ = [
     "mean_first_passage_time",
     "committor",
     "lyapunov",
+    "plotting",
 ]
 
-
-def __getattr__(name: str):
-    """``fp.plotting`` on first use, so ``import fpsolver`` stays free of matplotlib."""
-    if name == "plotting":
-        import importlib
-
-        return importlib.import_module(".plotting", __name__)
-    raise AttributeError(f"module 'fpsolver' has no attribute {name!r}")
+install_aliases()

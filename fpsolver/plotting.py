@@ -156,7 +156,7 @@ def plot_density(
         Energy for 2-D contours; by default the Dataset's ``energy``
         variable if present.
     reference : DataArray, optional
-        An overlay for 1-D plots (e.g. :func:`fpsolver.analytic.ou_density`).
+        An overlay for 1-D plots (e.g. :func:`fpsolver.core.analytic.ou_density`).
     var : str, optional
         Name of the density variable in the Dataset.
     colorbar : bool

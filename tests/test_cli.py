@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-import fpsolver.cli as cli
+import fpsolver.cli.app as cli
 from fpsolver.cli import main
 
 OU = """\
@@ -113,7 +113,7 @@ def test_bad_usage_exits_2(capsys) -> None:
 def test_numerical_failures_exit_1(tmp_path, monkeypatch, capsys) -> None:
     import importlib
 
-    solve_module = importlib.import_module("fpsolver.solve")
+    solve_module = importlib.import_module("fpsolver.api.fokker_planck")
     path = write(tmp_path, OU)
 
     def singular(*args, **kwargs):

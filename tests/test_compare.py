@@ -8,7 +8,7 @@ import xarray as xr
 from scipy import stats
 
 import fpsolver as fp
-from fpsolver.compare import merge_bins
+from fpsolver.sampling.compare import merge_bins
 
 
 def _grid_ds(model: fp.FokkerPlanck, p: np.ndarray, times=(0.0,)) -> xr.Dataset:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import fpsolver as fp
-from fpsolver.config import ConfigError, load_config, parse_config
+from fpsolver.cli.config import ConfigError, load_config, parse_config
 
 BASE = {
     "title": "double well",
@@ -198,7 +198,7 @@ def test_errors_name_the_key_and_the_reason(changes, message) -> None:
 
 
 def test_python_references_are_opt_in(tmp_path: Path) -> None:
-    data = cfg(model={"energy": "fpsolver.analytic:gaussian_pdf"})
+    data = cfg(model={"energy": "fpsolver.core.analytic:gaussian_pdf"})
     assert "allow_python = true" in error_of(data)
     data = cfg(model={"mobility": "numpy:cosh", "energy": "x**2/2 + y**2/2"})
     data["allow_python"] = True

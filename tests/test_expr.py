@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from fpsolver.expr import (
+from fpsolver.cli.expr import (
     MAX_EXPONENT,
     MAX_LENGTH,
     Expression,

@@ -7,7 +7,7 @@ import pytest
 from scipy.linalg import solve_continuous_lyapunov
 
 import fpsolver as fp
-from fpsolver.lyapunov import lyapunov
+from fpsolver.analysis.lyapunov import lyapunov
 
 A = np.array([[1.0, 2.0], [-1.0, 1.5]])  # stable, non-normal, non-symmetric
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import fpsolver as fp
-from fpsolver.boundary import parse_boundary
+from fpsolver.core.boundary import parse_boundary
 
 
 @pytest.fixture

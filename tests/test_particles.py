@@ -18,14 +18,14 @@ import xarray as xr
 from scipy.sparse.linalg import expm_multiply
 
 import fpsolver as fp
-from fpsolver.analytic import linear_moments
-from fpsolver.particles import BLOCK_SIZE
+from fpsolver.core.analytic import linear_moments
+from fpsolver.sampling.particles import BLOCK_SIZE
 
 
 def grid_reference(model: fp.FokkerPlanck, p0, times) -> xr.Dataset:
     """The grid solution at `times`, exact in time, shaped like a solve() result."""
     g = model.grid
-    cur = fp.as_density(g, p0).ravel()
+    cur = fp.as_density(g, p0).values.ravel()
     L = model.generator()
     out, t_prev = [], 0.0
     for t in times:
@@ -157,7 +157,7 @@ def test_double_well_2d_agrees_and_dt_bias_is_small():
 
     False-alarm rate: 5 tests at 1e-3 plus 6 |z| < 4 checks: about 0.5 %.
     """
-    from fpsolver.demo import double_well_model
+    from fpsolver.cli.demo import double_well_model
 
     model = double_well_model(40)  # energy callable: central-difference drift
     p0 = fp.gaussian(model.grid, (-1.0, 0.0), 0.04)

@@ -7,7 +7,7 @@ import pytest
 from scipy.integrate import cumulative_simpson
 
 import fpsolver as fp
-from fpsolver.passage import backward_generator, committor, mean_first_passage_time
+from fpsolver.analysis.passage import backward_generator, committor, mean_first_passage_time
 
 T, K = 0.5, 1.0
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import fpsolver as fp
-from fpsolver.analytic import ou_density
-from fpsolver.solve import substeps
+from fpsolver.core.analytic import ou_density
+from fpsolver.core.schedule import substeps
 
 EPS = np.finfo(float).eps
 
@@ -134,7 +134,7 @@ def test_absorbed_mass_is_the_lost_mass():
 
 
 def test_non_reversible_reports_kl_to_stationary_state():
-    pytest.importorskip("fpsolver.stationary")
+    pytest.importorskip("fpsolver.analysis.stationary")
     grid = fp.Grid(x=(0, 2 * np.pi, 40), periodic="x")
     model = fp.FokkerPlanck(grid, lambda x: np.cos(x), 0.5, force=[1.0])  # tilted washboard
     assert not model.reversible
@@ -206,16 +206,16 @@ def test_progress_bar_only_when_asked(capsys):
                                                        (False, 1.0, False)])  # fmt: skip
 def test_progress_bar_automatic_rule(monkeypatch, tty, t_at_1s, shown):
     """Auto mode: a bar only on a terminal and when the run will take > 3 s."""
-    from fpsolver import trackers
+    from fpsolver.integrate import trackers
 
     clock = [100.0]
     monkeypatch.setattr(trackers._time, "perf_counter", lambda: clock[0])
     monkeypatch.setattr(trackers, "_isatty", lambda: tty)
     tr = trackers.ProgressTracker(0.0, 10.0, None)
-    tr.on_step(0.5)
+    tr.on_step(0.5, None)
     assert tr.bar is None  # undecided during the first second
     clock[0] += 1.5
-    tr.on_step(t_at_1s)  # expected total: 1.5 s × 10 / t
+    tr.on_step(t_at_1s, None)  # expected total: 1.5 s × 10 / t
     assert (tr.bar is not None) is shown
     tr.finalize()
     assert tr.bar is None
@@ -261,7 +261,7 @@ def test_checkpoint_resume_matches_uninterrupted_run(tmp_path, method):
 def test_negative_mass_reported_and_left_out_of_entropy():
     """BDF2 on a narrow peak undershoots in the far tails; the diagnostics stay
     finite (evaluated on max(p, 0)) and report what was left out."""
-    from fpsolver.demo import double_well_model
+    from fpsolver.cli.demo import double_well_model
 
     model = double_well_model(64)
     p0 = fp.gaussian(model.grid, (-1, 0), 0.04)

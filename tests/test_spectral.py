@@ -7,7 +7,7 @@ import pytest
 import scipy.linalg as la
 
 import fpsolver as fp
-from fpsolver.spectral import spectrum
+from fpsolver.analysis.spectrum import spectrum
 
 
 def slope(ns, errors) -> float:

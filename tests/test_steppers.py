@@ -12,8 +12,8 @@ import pytest
 from scipy.sparse.linalg import expm_multiply
 
 import fpsolver as fp
-from fpsolver.linsolve import LinearSolver, choose_linear_solver
-from fpsolver.steppers import EXACT, METHODS, get_stepper
+from fpsolver.discrete.linsolve import LinearSolver, choose_linear_solver
+from fpsolver.integrate.steppers import EXACT, METHODS, get_stepper
 
 FIXED = [name for name in METHODS if name != "adaptive"]
 EPS = np.finfo(float).eps
@@ -200,9 +200,9 @@ def test_amg_preconditioner_reduces_iterations(ou3d):
 def test_automatic_choice_and_errors(monkeypatch):
     small = fp.FokkerPlanck(fp.Grid(x=(-1, 1, 8), y=(-1, 1, 8), z=(-1, 1, 8)), energy=0.0)
     assert choose_linear_solver(small) == "lu"
-    monkeypatch.setattr("fpsolver.linsolve.AUTO_ITERATIVE_SIZE", 100)
+    monkeypatch.setattr("fpsolver.discrete.linsolve.AUTO_ITERATIVE_SIZE", 100)
     assert choose_linear_solver(small) == "amg"
-    monkeypatch.setattr("fpsolver.linsolve._has_pyamg", lambda: False)
+    monkeypatch.setattr("fpsolver.discrete.linsolve._has_pyamg", lambda: False)
     assert choose_linear_solver(small) == "cg"
     with pytest.warns(RuntimeWarning, match="pyamg is not installed: plain CG"):
         lin = LinearSolver.for_model(small, "amg")

@@ -32,8 +32,8 @@ from _common import figure_path, quick, record
 from scipy.sparse.linalg import expm_multiply
 
 import fpsolver as fp
-from fpsolver.analytic import ou_density
-from fpsolver.steppers import EXACT, METHODS
+from fpsolver.core.analytic import ou_density
+from fpsolver.integrate.steppers import EXACT, METHODS
 
 
 def p1(n):

@@ -33,9 +33,9 @@ from _common import figure_path, quick, record
 from scipy.sparse.linalg import eigsh
 
 import fpsolver as fp
-from fpsolver.demo import double_well_model
-from fpsolver.diagnostics import log_partition
-from fpsolver.discretization import symmetric_generator
+from fpsolver.cli.demo import double_well_model
+from fpsolver.core.diagnostics import log_partition
+from fpsolver.discrete.sg import symmetric_generator
 
 n = 48 if quick() else 128
 model = double_well_model(n)

@@ -41,7 +41,7 @@ from _common import figure_path, quick, record
 from scipy.linalg import solve_continuous_lyapunov
 
 import fpsolver as fp
-from fpsolver.analytic import tilted_periodic_current
+from fpsolver.core.analytic import tilted_periodic_current
 
 V0, T = 1.0, 0.5
 
@@ -51,7 +51,7 @@ def order(ns, errors):
 
 
 def exact_current(force, v0=V0, temp=T):
-    """Stratonovich's formula (fpsolver.analytic.tilted_periodic_current)."""
+    """Stratonovich's formula (fpsolver.core.analytic.tilted_periodic_current)."""
     return tilted_periodic_current(v0, force, temp)
 
 

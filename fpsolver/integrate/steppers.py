@@ -1,9 +1,14 @@
 r"""Time integrators for dp/dt = L p: a registry of steppers.
 
-A stepper sees only the generator L and a :class:`~fpsolver.linsolve.LinearSolver`
-for ``(I − c L) x = b``; the driver (:func:`fpsolver.solve.solve`) owns the
-time loop, saving and diagnostics. Steppers never print or write files.
-Every class declares its ``order``; the tests iterate over :data:`METHODS`.
+A stepper sees only the generator L and a
+:class:`~fpsolver.discrete.linsolve.LinearSolver` for ``(I − c L) x = b``. As
+with :class:`scipy.integrate.OdeSolver`, each stepper owns its state and its
+step-size control: :meth:`Stepper.step_to` takes one accepted step towards a
+stop time and lands on it exactly; capabilities are class attributes
+(``order``, ``adaptive``, ``uses_linear_solver``,
+``unconditionally_positive``), so the loop (:func:`fpsolver.integrate.driver.integrate`)
+never asks which class it holds. Steppers never print or write files. The
+tests iterate over :data:`METHODS`.
 
 =================  =====  ==================================================
 method             order  guarantees
@@ -19,7 +24,7 @@ tr_bdf2            2      L-stable one-step TR-BDF2 (γ = 2 − √2); both stag
 exponential        exact  expm_multiply(dt L) p: exact in time for this
                           semi-discretisation; a reference for small problems
 adaptive           2      TR-BDF2 with an embedded error estimate and step
-                          sizes from a ladder dt0·2^k (see solve)
+                          sizes from a ladder dt0·2^k (reused factorisations)
 =================  =====  ==================================================
 
 All methods conserve mass to rounding (L has zero V-weighted column sums
@@ -36,11 +41,15 @@ error estimate). Al-Mohy & Higham, SIAM J. Sci. Comput. 33 (2011) 488–511
 
 from __future__ import annotations
 
+import math
+from collections import deque
 from typing import Any
 
 import numpy as np
 
-from .linsolve import LinearSolver
+from ..core.schedule import LAND, positive, substeps
+from ..discrete.linsolve import LinearSolver
+from ..discrete.operator import Model, Operator, as_operator
 
 __all__ = [
     "METHODS",
@@ -53,11 +62,12 @@ __all__ = [
     "Exponential",
     "AdaptiveTRBDF2",
     "get_stepper",
+    "make_stepper",
 ]
 
 
 class Stepper:
-    """Base class: advance p by one step of size dt.
+    """Base class: advance p by steps that land exactly on stop times.
 
     Subclasses set ``name``, ``order`` and implement :meth:`step`. Methods
     with memory (BDF2) expose it through :meth:`get_state`/:meth:`set_state`
@@ -69,35 +79,100 @@ class Stepper:
         The generator.
     linear : LinearSolver, optional
         Solver for ``(I − c L) x = b`` (default: LU on `L`).
+    dt : float, optional
+        The step size of fixed-step methods (the first step and ladder base
+        of adaptive ones).
+    rtol, atol : float
+        Error tolerances of adaptive methods.
+    volumes : ndarray, optional
+        Cell volumes (adaptive methods measure errors in Σ V|e|).
+
+    Attributes
+    ----------
+    steps, rejected_steps : int
+        Steps attempted (accepted and rejected) and rejected so far.
+    last_step : float
+        Size of the last accepted step.
     """
 
     name: str = ""
     order: int = 0
+    #: True when the method chooses its own step sizes (no `dt` needed).
+    adaptive: bool = False
+    #: True when the method solves (I − c L) x = b (needs a LinearSolver).
+    uses_linear_solver: bool = True
     #: True when the method keeps p ≥ 0 and F non-increasing for any dt.
     unconditionally_positive: bool = False
 
-    def __init__(self, L: Any, linear: LinearSolver | None = None) -> None:
+    def __init__(
+        self,
+        L: Any,
+        linear: LinearSolver | None = None,
+        *,
+        dt: float | None = None,
+        rtol: float = 1e-4,
+        atol: float = 1e-8,
+        volumes: np.ndarray | None = None,
+    ) -> None:
         self.L = L
-        self.linear = linear if linear is not None else LinearSolver(L)
+        if linear is None and self.uses_linear_solver:
+            linear = LinearSolver(L)
+        self.linear = linear
+        self.dt = None if dt is None else positive(dt, "dt")
+        self.rtol, self.atol = float(rtol), float(atol)
+        self.volumes = None if volumes is None else np.asarray(volumes, float).ravel()
+        self.steps = 0
+        self.rejected_steps = 0
+        self.last_step = math.nan
+        self._plan: deque[float] = deque()
+        self._plan_target: float | None = None
 
     def step(self, p: np.ndarray, dt: float) -> np.ndarray:  # pragma: no cover - abstract
         """Return p after one step of size `dt` (p is flat)."""
         raise NotImplementedError
 
+    def step_to(self, t: float, p: np.ndarray, t_stop: float) -> tuple[float, np.ndarray]:
+        """One accepted step from `t` towards `t_stop`, landing on it exactly.
+
+        Fixed-step methods cover each interval with :func:`substeps` of
+        ``dt``; ``t_stop = inf`` means plain steps of ``dt``.
+        """
+        if self.dt is None:
+            raise ValueError(f"`dt` is required for method={self.name!r} (a positive time step)")
+        if math.isinf(t_stop):
+            h, landing = self.dt, False
+        else:
+            if self._plan_target != t_stop or not self._plan:
+                self._plan = deque(substeps(t_stop - t, self.dt))
+                self._plan_target = t_stop
+            h = self._plan.popleft()
+            landing = not self._plan
+        p = self.step(p, h)
+        self.steps += 1
+        self.last_step = h
+        return (t_stop if landing else t + h), p
+
     def reset(self) -> None:
         """Forget any history (the next step starts afresh)."""
 
     def get_state(self) -> dict[str, Any]:
-        """History needed to continue exactly (arrays and floats)."""
-        return {}
+        """History and counters needed to continue exactly (arrays and floats)."""
+        return {
+            "steps": self.steps,
+            "rejected_steps": self.rejected_steps,
+            "last_step": self.last_step,
+        }
 
     def set_state(self, state: dict[str, Any]) -> None:
-        """Restore history from :meth:`get_state`."""
+        """Restore history and counters from :meth:`get_state`."""
+        self.steps = int(state.get("steps", 0))
+        self.rejected_steps = int(state.get("rejected_steps", 0))
+        self.last_step = float(state.get("last_step", math.nan))
 
     @property
     def factorizations(self) -> int:
         """Factorisations built so far by the linear solver."""
-        return self.linear.factorizations
+        return 0 if self.linear is None else self.linear.factorizations
 
 
 class BackwardEuler(Stepper):
@@ -176,8 +251,8 @@ class BDF2(Stepper):
     name = "bdf2"
     order = 2
 
-    def __init__(self, L: Any, linear: LinearSolver | None = None) -> None:
-        super().__init__(L, linear)
+    def __init__(self, L: Any, linear: LinearSolver | None = None, **options: Any) -> None:
+        super().__init__(L, linear, **options)
         self.reset()
 
     def reset(self) -> None:
@@ -196,11 +271,13 @@ class BDF2(Stepper):
         return new
 
     def get_state(self) -> dict[str, Any]:
-        if self._prev is None:
-            return {}
-        return {"prev": self._prev.copy(), "dt_prev": self._dt_prev}
+        state = super().get_state()
+        if self._prev is not None:
+            state.update(prev=self._prev.copy(), dt_prev=self._dt_prev)
+        return state
 
     def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
         if "prev" in state:
             self._prev = np.asarray(state["prev"], float).copy()
             self._dt_prev = float(state["dt_prev"])
@@ -256,7 +333,7 @@ class TRBDF2(Stepper):
 
 
 class AdaptiveTRBDF2(TRBDF2):
-    r"""TR-BDF2 with an embedded local error estimate (for ``method="adaptive"``).
+    r"""TR-BDF2 with an embedded local error estimate and its own step control.
 
     The trapezoidal rule over the whole step, evaluated at the TR-BDF2
     result, leaves the residual
@@ -269,19 +346,68 @@ class AdaptiveTRBDF2(TRBDF2):
     with C ≈ −0.0404 the TR-BDF2 error constant, so the local error is
     ≈ −C/(C + 1/12)·r ≈ 0.94 r. As in Hosea & Shampine (1996) the estimate
     is filtered by the step's own matrix, ``(I − γ dt/2 L)⁻¹ r``, so stiff
-    components that the method damps do not inflate it. The step-size
-    control (a ladder dt0·2^k that reuses factorisations) lives in the
-    driver.
+    components that the method damps do not inflate it.
+
+    Step sizes come from a ladder dt0·2^k, so factorisations are reused:
+    a step is accepted when Σ V|e| ≤ atol + rtol·Σ V|p|; after a step with
+    an error below 1/8 of that the ladder goes up one rung, after a
+    rejection down by ⌈log₂(err/0.9)/3⌉ rungs. dt0 defaults to
+    1/max|L_ii| (a cell's diffusion time).
     """
 
     name = "adaptive"
     order = 2
+    adaptive = True
+
+    def __init__(self, L: Any, linear: LinearSolver | None = None, **options: Any) -> None:
+        super().__init__(L, linear, **options)
+        if not (self.rtol > 0 and self.atol >= 0):
+            raise ValueError(
+                f"`rtol` must be > 0 and `atol` >= 0, got rtol={self.rtol}, atol={self.atol}"
+            )
+        if self.dt is None:
+            self.dt = 1.0 / max(float(np.max(np.abs(L.diagonal()))), 1e-300)
+        if self.volumes is None:
+            self.volumes = np.ones(L.shape[0])
+        self.level = 0
 
     def step_with_error(self, p: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
         """One step and its local error estimate (flat arrays)."""
         new, Lp, _ = self._stages(p, dt)
         r = new - p - 0.5 * dt * (Lp + self.L @ new)
         return new, self.linear.solve(0.5 * GAMMA * dt, r, conserve=False)
+
+    def step_to(self, t: float, p: np.ndarray, t_stop: float) -> tuple[float, np.ndarray]:
+        V, dt0 = self.volumes, self.dt
+        while True:
+            k = self.level
+            h = math.ldexp(dt0, k)
+            landing = h >= (t_stop - t) * (1 - LAND)
+            if landing:
+                h = t_stop - t
+            new, est = self.step_with_error(p, h)
+            err = float(np.sum(V * np.abs(est))) / (
+                self.atol + self.rtol * float(np.sum(V * np.abs(new)))
+            )
+            self.steps += 1
+            if np.isfinite(err) and err <= 1.0:
+                break
+            self.rejected_steps += 1
+            drop = 1 if not np.isfinite(err) else max(1, math.ceil(math.log2(err / 0.9) / 3))
+            self.level = min(k, math.floor(math.log2(h / dt0))) - drop
+            if math.ldexp(dt0, self.level) < 1e-14 * max(1.0, abs(t)):
+                raise RuntimeError(f"adaptive step size underflow at t={t:g}")
+        self.last_step = h
+        if not landing and err < 0.9 / 8:
+            self.level = k + 1
+        return (t_stop if landing else t + h), new
+
+    def get_state(self) -> dict[str, Any]:
+        return {**super().get_state(), "level": self.level}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        self.level = int(state.get("level", 0))
 
 
 class Exponential(Stepper):
@@ -302,10 +428,7 @@ class Exponential(Stepper):
 
     name = "exponential"
     order = EXACT
-
-    def __init__(self, L: Any, linear: LinearSolver | None = None) -> None:
-        self.L = L
-        self.linear = linear if linear is not None else LinearSolver(L)
+    uses_linear_solver = False
 
     def step(self, p: np.ndarray, dt: float) -> np.ndarray:
         from scipy.sparse.linalg import expm_multiply
@@ -334,3 +457,39 @@ def get_stepper(method: str) -> type[Stepper]:
         raise ValueError(
             f"`method` must be one of {', '.join(map(repr, METHODS))}, got {method!r}"
         ) from None
+
+
+def make_stepper(
+    method: str,
+    model: Model | Operator,
+    *,
+    dt: float | None = None,
+    rtol: float = 1e-4,
+    atol: float = 1e-8,
+    linear_solver: str = "auto",
+    linear_rtol: float = 1e-10,
+) -> Stepper:
+    """The stepper registered as `method`, set up for `model` (or its operator).
+
+    Implicit methods get a :class:`~fpsolver.discrete.linsolve.LinearSolver`
+    chosen by `linear_solver` (see
+    :func:`~fpsolver.discrete.linsolve.choose_linear_solver`) with the mass
+    correction enabled.
+
+    Examples
+    --------
+    >>> import fpsolver as fp
+    >>> m = fp.FokkerPlanck(fp.Grid(x=(-3, 3, 30)), energy=lambda x: x**2 / 2)
+    >>> s = make_stepper("bdf2", m, dt=0.1)
+    >>> s.order, s.adaptive, s.linear.kind
+    (2, False, 'lu')
+    """
+    cls = get_stepper(method)
+    op = as_operator(model)
+    if dt is None and not cls.adaptive:
+        raise ValueError(f"`dt` is required for method={method!r} (a positive time step)")
+    linear = None
+    if cls.uses_linear_solver:
+        linear = LinearSolver.for_model(op, linear_solver, rtol=linear_rtol)
+        linear.set_volumes(op.grid.volumes)
+    return cls(op.generator, linear, dt=dt, rtol=rtol, atol=atol, volumes=op.grid.volumes)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .grid import Grid
+from ..core.grid import Grid
 
 __all__ = ["compare", "merge_bins"]
 

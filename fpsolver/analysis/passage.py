@@ -27,22 +27,22 @@ connected grid) and are solved by sparse LU.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from .grid import call_field
-
-if TYPE_CHECKING:
-    from .model import FokkerPlanck
+from ..core.grid import call_field
+from ..discrete.operator import Model, Operator, as_operator
 
 __all__ = ["backward_generator", "cell_set", "mean_first_passage_time", "committor"]
 
 
-def backward_generator(model: FokkerPlanck) -> sp.csr_array:
+def backward_generator(model: Model | Operator) -> sp.csr_array:
     """The backward generator L* = V⁻¹ Lᵀ V (acts on functions, L* 1 = 0).
+
+    Cached on the operator (:attr:`fpsolver.Operator.backward`).
 
     Examples
     --------
@@ -51,20 +51,15 @@ def backward_generator(model: FokkerPlanck) -> sp.csr_array:
     >>> bool(np.allclose(backward_generator(m) @ np.ones(8), 0, atol=1e-12))
     True
     """
-    if "L_backward" not in model._cache:
-        vol = model.grid.volumes.ravel()
-        L = model.generator()
-        Lb = sp.diags_array(1.0 / vol) @ L.T @ sp.diags_array(vol)
-        model._cache["L_backward"] = sp.csr_array(Lb)
-    return model._cache["L_backward"]
+    return as_operator(model).backward
 
 
-def cell_set(model: FokkerPlanck, spec: Any, name: str) -> np.ndarray:
+def cell_set(model: Model | Operator, spec: Any, name: str) -> np.ndarray:
     """A set of cells as a boolean array of the grid shape.
 
     Parameters
     ----------
-    model : FokkerPlanck
+    model : FokkerPlanck or Operator
     spec : bool array, DataArray or callable
         A boolean mask of the grid shape (or a DataArray with the grid's
         dims), or a callable of the axis arrays (by name or position)
@@ -100,9 +95,9 @@ def cell_set(model: FokkerPlanck, spec: Any, name: str) -> np.ndarray:
     return np.array(mask)
 
 
-def _solve_backward(model: FokkerPlanck, fixed: np.ndarray, values: np.ndarray, rhs: float):
+def _solve_backward(op: Operator, fixed: np.ndarray, values: np.ndarray, rhs: float):
     """Solve (L* u)_j = rhs off `fixed`, u = values on `fixed` (flat arrays)."""
-    Lb = backward_generator(model)
+    Lb = op.backward
     free = np.flatnonzero(~fixed)
     known = np.flatnonzero(fixed)
     A = sp.csc_array(Lb[free][:, free])
@@ -115,21 +110,14 @@ def _solve_backward(model: FokkerPlanck, fixed: np.ndarray, values: np.ndarray, 
     return u
 
 
-def _check_model(model: Any) -> None:
-    from .model import FokkerPlanck
-
-    if not isinstance(model, FokkerPlanck):
-        raise TypeError(f"`model` must be an fpsolver.FokkerPlanck, got {type(model).__name__}")
-
-
-def mean_first_passage_time(model: FokkerPlanck, target: Any = None):
+def mean_first_passage_time(model: Model | Operator, target: Any = None):
     """Mean first-passage time from every cell to the set `target`.
 
     Solves L* τ = −1 off the target, τ = 0 on it (see the module notes).
 
     Parameters
     ----------
-    model : FokkerPlanck
+    model : FokkerPlanck or Operator
     target : bool array, DataArray, callable or None
         The target cells: a boolean mask of the grid shape or a callable of
         the axis arrays returning booleans. Must be neither empty nor the
@@ -158,40 +146,40 @@ def mean_first_passage_time(model: FokkerPlanck, target: Any = None):
     >>> round(float(tau[0]), 4)                    # exact: (b² − x²)/2, b = 0.995
     0.495
     """
-    _check_model(model)
-    n = model.grid.size
+    op = as_operator(model)
+    n = op.grid.size
     if target is None:
-        if not model.boundary.absorbing:
+        if not op.absorbing:
             raise ValueError(
                 "`target`=None needs an absorbing wall (the time to be absorbed); "
                 "give a target set or make a wall absorbing"
             )
         mask = np.zeros(n, dtype=bool)
     else:
-        mask = cell_set(model, target, "target").ravel()
+        mask = cell_set(op, target, "target").ravel()
         if not mask.any():
             raise ValueError("`target` is empty: it must contain at least one cell")
     if mask.all():
         raise ValueError(f"`target` covers the whole grid ({n} cells): nothing to pass to")
-    tau = _solve_backward(model, mask, np.zeros(n), -1.0)
+    tau = _solve_backward(op, mask, np.zeros(n), -1.0)
     tau[mask] = 0.0
-    return model.grid.data_array(
-        tau.reshape(model.grid.shape),
+    return op.grid.data_array(
+        tau.reshape(op.grid.shape),
         "mfpt",
         long_name="mean first-passage time",
         units="time",
-        absorbing_walls=int(model.boundary.absorbing),
+        absorbing_walls=int(op.absorbing),
     )
 
 
-def committor(model: FokkerPlanck, a: Any, b: Any):
+def committor(model: Model | Operator, a: Any, b: Any):
     """Committor: the probability to reach set `b` before set `a`.
 
     Solves L* c = 0 off a ∪ b with c = 0 on a and c = 1 on b.
 
     Parameters
     ----------
-    model : FokkerPlanck
+    model : FokkerPlanck or Operator
     a, b : bool array, DataArray or callable
         Disjoint, non-empty sets of cells (as for
         :func:`mean_first_passage_time`).
@@ -215,9 +203,9 @@ def committor(model: FokkerPlanck, a: Any, b: Any):
     >>> round(float(c.sel(x=0.25, method="nearest")), 6)   # linear in x
     0.25
     """
-    _check_model(model)
-    ma = cell_set(model, a, "a").ravel()
-    mb = cell_set(model, b, "b").ravel()
+    op = as_operator(model)
+    ma = cell_set(op, a, "a").ravel()
+    mb = cell_set(op, b, "b").ravel()
     if not ma.any():
         raise ValueError("set `a` is empty: it must contain at least one cell")
     if not mb.any():
@@ -227,12 +215,12 @@ def committor(model: FokkerPlanck, a: Any, b: Any):
         raise ValueError(f"sets `a` and `b` overlap in {both.size} cells; they must be disjoint")
     fixed = ma | mb
     values = mb.astype(float)
-    c = values if fixed.all() else _solve_backward(model, fixed, values, 0.0)
+    c = values if fixed.all() else _solve_backward(op, fixed, values, 0.0)
     c = np.clip(c, 0.0, 1.0)  # rounding only: the M-matrix solve keeps 0 ≤ c ≤ 1
-    return model.grid.data_array(
-        c.reshape(model.grid.shape),
+    return op.grid.data_array(
+        c.reshape(op.grid.shape),
         "committor",
         long_name="committor (probability to reach b before a)",
         units="1",
-        absorbing_walls=int(model.boundary.absorbing),
+        absorbing_walls=int(op.absorbing),
     )

@@ -1,33 +1,36 @@
-"""What the time loop does besides stepping: diagnostics, progress, checkpoints.
+"""What the time loop does besides stepping: diagnostics, storage, stops, progress.
 
-The driver (:func:`fpsolver.solve.solve`) calls every tracker's
-``on_step(t)`` after each accepted step and ``on_frame(t, p, diag)`` at
-each saved time; ``finalize()`` runs at the end, also when the run is
-interrupted. This keeps the loop itself free of side concerns.
+The loop (:func:`fpsolver.integrate.driver.integrate`) calls every tracker's
+``on_step(t, p)`` after each accepted step and ``on_frame(t, p, info)`` at
+each saved time, in order; ``finalize()`` runs at the end, also when the
+run is interrupted. Either hook may return True to stop the run. ``info``
+is one dict per frame that the trackers share: :class:`DiagnosticsTracker`
+fills it with the diagnostics, :class:`Storage` keeps it with the frame.
+This keeps the loop itself free of side concerns.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import time as _time
 from collections.abc import Callable
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from . import diagnostics as dg
-
-if TYPE_CHECKING:
-    from .model import FokkerPlanck
+from ..core import diagnostics as dg
+from ..discrete.operator import Model, Operator, as_operator
 
 __all__ = [
     "DIAGNOSTICS",
     "Diagnostics",
     "Tracker",
+    "DiagnosticsTracker",
+    "Storage",
+    "EquilibriumStop",
     "ProgressTracker",
     "CallbackTracker",
-    "CheckpointTracker",
     "build_dataset",
 ]
 
@@ -45,13 +48,27 @@ DIAGNOSTICS: dict[str, tuple[str, str]] = {
 }
 
 
+class Tracker:
+    """Base tracker: override any of the hooks; return True from one to stop the run."""
+
+    def on_step(self, t: float, p: np.ndarray) -> bool | None:
+        """Called after every accepted step, with the new time and density (flat)."""
+
+    def on_frame(self, t: float, p: np.ndarray, info: dict[str, Any]) -> bool | None:
+        """Called at every saved time with the density (grid shape) and the frame's info."""
+
+    def finalize(self) -> None:
+        """Called once at the end, also after an interruption."""
+
+
 class Diagnostics:
     """Thermodynamic diagnostics of a density on `model`'s grid.
 
-    All sums use the scheme's own cell volumes. For a
-    non-reversible model the KL divergence to the stationary density
-    (``relative_entropy_ss``) is added when :meth:`FokkerPlanck.stationary`
-    is available.
+    All sums use the scheme's own cell volumes. For a non-reversible model
+    without absorbing walls the KL divergence to the stationary density
+    (``relative_entropy_ss``) is added; with an absorbing wall, ``absorbed``
+    (the mass that left). ``mean`` and ``covariance`` of the density are
+    included (per axis), as in the particle results.
 
     Second-order methods other than backward Euler can leave tiny negative
     values where the density falls by orders of magnitude per step (the far
@@ -71,18 +88,23 @@ class Diagnostics:
     (True, True)
     """
 
-    def __init__(self, model: FokkerPlanck, initial_mass: float = 1.0) -> None:
-        g = model.grid
-        self.volumes = g.volumes
-        self.energy = model.energy
-        self.temperature = model.temperature
-        self.log_q = model.log_equilibrium()
-        self.absorbing = model.boundary.absorbing
+    def __init__(self, model: Model | Operator, initial_mass: float = 1.0) -> None:
+        op = as_operator(model)
+        self.volumes = op.grid.volumes
+        self.energy = op.model.energy
+        g = op.grid
+        self._centers = [g._along(a, g.centers[a]) for a in range(g.ndim)]
+        self._widths = [g._along(a, g.widths[a]) for a in range(g.ndim)]
+        self.temperature = op.temperature
+        self.log_q = op.log_equilibrium
+        self.absorbing = op.absorbing
         self.initial_mass = float(initial_mass)
         self.log_pss: np.ndarray | None = None
-        self.stationary_note = ""
-        if not model.reversible:
-            self.log_pss, self.stationary_note = _log_stationary(model)
+        if not op.reversible and not op.absorbing:
+            # KL(p‖p_ss) is the Lyapunov function of a non-equilibrium model;
+            # with an absorbing wall there is no stationary density.
+            with np.errstate(divide="ignore"):
+                self.log_pss = np.log(op.stationary_density)
 
     def kl(self, p: np.ndarray) -> float:
         """The Lyapunov functional the equilibrium stop watches.
@@ -114,28 +136,81 @@ class Diagnostics:
             out["absorbed"] = self.initial_mass - out["mass"]
         return out
 
-
-def _log_stationary(model: FokkerPlanck) -> tuple[np.ndarray | None, str]:
-    try:
-        from . import stationary  # noqa: F401
-    except ImportError:
-        return None, "relative_entropy_ss unavailable: fpsolver.stationary is not installed"
-    pss = np.asarray(model.stationary().transpose(*model.grid.names).values, float)
-    with np.errstate(divide="ignore"):
-        return np.log(np.where(pss > 0, pss, 0.0)), ""
+    def moments(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean (ndim,) and covariance (ndim, ndim) of the normalised density."""
+        p = np.reshape(p, self.volumes.shape)
+        return dg.moments(self.volumes, self._centers, self._widths, p)
 
 
-class Tracker:
-    """Base tracker: override any of the hooks."""
+class DiagnosticsTracker(Tracker):
+    """Adds the :class:`Diagnostics` of every frame to its ``info``."""
 
-    def on_step(self, t: float) -> None:
-        """Called after every accepted step, with the new time."""
+    def __init__(self, diagnostics: Diagnostics) -> None:
+        self.diagnostics = diagnostics
 
-    def on_frame(self, t: float, p: np.ndarray, diag: dict[str, float]) -> None:
-        """Called at every saved time with the density (grid shape)."""
+    def on_frame(self, t: float, p: np.ndarray, info: dict[str, Any]) -> None:
+        info.update(self.diagnostics(p))
+        info["mean"], info["covariance"] = self.diagnostics.moments(p)
 
-    def finalize(self) -> None:
-        """Called once at the end, also after an interruption."""
+
+class Storage(Tracker):
+    """Keeps every frame (read-only) and its info; :meth:`dataset` builds the result."""
+
+    def __init__(self, model: Model | Operator) -> None:
+        self.grid = as_operator(model).grid
+        self.times: list[float] = []
+        self.frames: list[np.ndarray] = []
+        self.infos: list[dict[str, Any]] = []
+
+    def on_frame(self, t: float, p: np.ndarray, info: dict[str, Any]) -> None:
+        frame = np.array(p, dtype=float).reshape(self.grid.shape)
+        frame.setflags(write=False)  # later trackers and callbacks see it read-only
+        self.times.append(float(t))
+        self.frames.append(frame)
+        self.infos.append(dict(info))
+
+    def load(self, ds: Any) -> None:
+        """Take the frames of an earlier result `ds` (resuming a run)."""
+        names = self.grid.names
+        for i, t in enumerate(ds["time"].values):
+            self.times.append(float(t))
+            frame = np.array(ds["p"].isel(time=i).transpose(*names).values)
+            frame.setflags(write=False)
+            self.frames.append(frame)
+            info = {v: float(ds[v].values[i]) for v in ds.data_vars if ds[v].dims == ("time",)}
+            if "mean" in ds:
+                info["mean"] = np.asarray(ds["mean"].values[i])
+                info["covariance"] = np.asarray(ds["covariance"].values[i])
+            self.infos.append(info)
+
+    def dataset(self, attrs: dict[str, Any]):
+        """The result so far as an :class:`xarray.Dataset` (see :func:`build_dataset`)."""
+        return build_dataset(self.grid, self.times, self.frames, self.infos, attrs)
+
+
+class EquilibriumStop(Tracker):
+    """Stops the run once the relative entropy falls below `tol`.
+
+    Watches KL(p‖q) for reversible models and KL(p‖p_ss) otherwise
+    (:meth:`Diagnostics.kl`); ``converged`` says whether it fired.
+    """
+
+    def __init__(self, diagnostics: Diagnostics, tol: float) -> None:
+        self.diagnostics = diagnostics
+        self.tol = float(tol)
+        self.converged = False
+        self.last = math.inf
+
+    def _check(self, p: np.ndarray) -> bool:
+        self.last = self.diagnostics.kl(p)
+        self.converged = self.converged or self.last < self.tol
+        return self.converged
+
+    def on_step(self, t: float, p: np.ndarray) -> bool:
+        return self._check(p)
+
+    def on_frame(self, t: float, p: np.ndarray, info: dict[str, Any]) -> bool:
+        return self._check(p)
 
 
 class ProgressTracker(Tracker):
@@ -177,7 +252,7 @@ class ProgressTracker(Tracker):
         self.bar = tqdm(total=total, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True)
         self._shown = self.t0
 
-    def on_step(self, t: float) -> None:
+    def on_step(self, t: float, p: np.ndarray) -> None:
         if self.bar is None:
             if self._decided:
                 return
@@ -223,37 +298,15 @@ class CallbackTracker(Tracker):
             raise TypeError(f"`callback` must be callable, got {type(callback).__name__}")
         self.callback = callback
 
-    def on_frame(self, t: float, p: np.ndarray, diag: dict[str, float]) -> None:
+    def on_frame(self, t: float, p: np.ndarray, info: dict[str, float]) -> None:
         self.callback(t, p)
 
 
-class CheckpointTracker(Tracker):
-    """Writes every saved frame to a netCDF checkpoint as it is produced.
-
-    The file always holds a complete, valid result: each write goes to a
-    temporary file that replaces the checkpoint atomically, so an
-    interrupted run never leaves a truncated file. The stepper's history
-    (for BDF2 the previous density and step) and the step-size level of
-    the adaptive method are stored alongside, so that
-    ``solve(..., checkpoint=path, resume=True)`` continues bit for bit.
-    """
-
-    def __init__(self, path: str | Path, snapshot: Callable[[], Any]) -> None:
-        self.path = Path(path)
-        self.snapshot = snapshot
-
-    def on_frame(self, t: float, p: np.ndarray, diag: dict[str, float]) -> None:
-        from .io import write_checkpoint
-
-        ds, state = self.snapshot()
-        write_checkpoint(ds, self.path, state)
-
-
 def build_dataset(
-    model: FokkerPlanck,
+    grid: Any,
     times: list[float],
     frames: list[np.ndarray],
-    diags: list[dict[str, float]],
+    diags: list[dict[str, Any]],
     attrs: dict[str, Any],
 ):
     """Assemble the result :class:`xarray.Dataset` (see :func:`fpsolver.solve.solve`).
@@ -263,13 +316,12 @@ def build_dataset(
     >>> import numpy as np, fpsolver as fp
     >>> m = fp.FokkerPlanck(fp.Grid(x=(-3, 3, 40)), energy=lambda x: x**2 / 2)
     >>> q = m.equilibrium().values
-    >>> ds = build_dataset(m, [0.0], [q], [Diagnostics(m)(q)], {})
+    >>> ds = build_dataset(m.grid, [0.0], [q], [Diagnostics(m)(q)], {})
     >>> ds["p"].dims, sorted(ds.data_vars)[:3]
     (('time', 'x'), ['entropy', 'free_energy', 'mass'])
     """
     import xarray as xr
 
-    grid = model.grid
     coords: dict[str, Any] = dict(grid.coords())
     coords["time"] = xr.Variable(
         "time", np.asarray(times, float), attrs={"long_name": "time", "units": "1"}
@@ -290,6 +342,19 @@ def build_dataset(
                 np.array([d[name] for d in diags], float),
                 attrs={"long_name": long_name, "units": units},
             )
+    if diags and "mean" in diags[0]:
+        data["mean"] = xr.Variable(
+            ("time", "axis"),
+            np.array([d["mean"] for d in diags], float),
+            attrs={"long_name": "mean position <x>", "units": "1"},
+        )
+        data["covariance"] = xr.Variable(
+            ("time", "axis", "axis2"),
+            np.array([d["covariance"] for d in diags], float),
+            attrs={"long_name": "covariance of the position", "units": "1"},
+        )
+        coords["axis"] = ("axis", list(grid.names))
+        coords["axis2"] = ("axis2", list(grid.names))
     ds = xr.Dataset(data, coords=coords)
     ds.attrs.update(attrs)
     return ds

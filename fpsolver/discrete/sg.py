@@ -31,7 +31,8 @@ import numpy as np
 import scipy.sparse as sp
 
 if TYPE_CHECKING:
-    from .model import FokkerPlanck
+    from ..core.grid import Grid
+    from ..core.model import Model
 
 __all__ = [
     "bernoulli",
@@ -39,12 +40,13 @@ __all__ = [
     "AxisLinks",
     "axis_links",
     "wall_links",
-    "assemble_generator",
-    "symmetric_generator",
-    "symmetrizer",
+    "all_links",
+    "absorbing_walls",
+    "generator_matrix",
+    "symmetric_matrix",
+    "links_reversible",
     "face_fluxes",
     "current_dataset",
-    "is_reversible",
 ]
 
 _SERIES = 1e-2
@@ -104,7 +106,7 @@ class AxisLinks:
     h: np.ndarray
 
 
-def _face_points(model: FokkerPlanck, axis: int, positions: np.ndarray) -> list[np.ndarray]:
+def _face_points(model: Model, axis: int, positions: np.ndarray) -> list[np.ndarray]:
     grid = model.grid
     pts = []
     for b in range(grid.ndim):
@@ -121,7 +123,7 @@ def _ends(a: np.ndarray, axis: int, periodic: bool) -> tuple[np.ndarray, np.ndar
     return np.take(a, np.arange(n - 1), axis=axis), np.take(a, np.arange(1, n), axis=axis)
 
 
-def axis_links(model: FokkerPlanck, axis: int) -> AxisLinks:
+def axis_links(model: Model, axis: int) -> AxisLinks:
     """Weights and potential differences of every link along `axis`."""
     grid = model.grid
     T = model.temperature
@@ -162,9 +164,7 @@ def axis_links(model: FokkerPlanck, axis: int) -> AxisLinks:
     )
 
 
-def wall_links(
-    model: FokkerPlanck, axis: int, side: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def wall_links(model: Model, axis: int, side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Half-cell links of the absorbing wall on `side` (0 lower, 1 upper).
 
     Returns ``(cells, weight, delta)``: the flat indices of the cells next
@@ -198,36 +198,36 @@ def wall_links(
     return cells, np.broadcast_to(weight, shape), np.broadcast_to(delta, shape)
 
 
-def _all_links(model: FokkerPlanck) -> list[AxisLinks]:
-    key = "links"
-    if key not in model._cache:
-        model._cache[key] = [axis_links(model, a) for a in range(model.grid.ndim)]
-    return model._cache[key]
+Wall = tuple  # (axis, side, cells, weight, delta) of one absorbing wall
 
 
-def _absorbing_walls(model: FokkerPlanck):
+def all_links(model: Model) -> tuple[AxisLinks, ...]:
+    """The links of every axis of `model`'s grid."""
+    return tuple(axis_links(model, a) for a in range(model.grid.ndim))
+
+
+def absorbing_walls(model: Model) -> tuple[Wall, ...]:
+    """``(axis, side, cells, weight, delta)`` of every absorbing wall."""
+    out = []
     for axis, sides in enumerate(model.boundary.sides):
         for side, kind in enumerate(sides):
             if kind == "absorbing":
-                yield axis, side, wall_links(model, axis, side)
+                out.append((axis, side, *wall_links(model, axis, side)))
+    return tuple(out)
 
 
-def _diagonal(model: FokkerPlanck, links: list[AxisLinks]) -> np.ndarray:
+def _diagonal(n: int, vol: np.ndarray, links, walls) -> np.ndarray:
     """Total outflow rate from each cell (times −1), per unit volume."""
-    n = model.grid.size
-    vol = model.grid.volumes.ravel()
     out = np.zeros(n)
     for ln in links:
         out += np.bincount(ln.src.ravel(), (ln.weight * bernoulli(ln.delta)).ravel(), n)
         out += np.bincount(ln.dst.ravel(), (ln.weight * bernoulli(-ln.delta)).ravel(), n)
-    for _, _, (cells, w, d) in _absorbing_walls(model):
+    for _, _, cells, w, d in walls:
         out += np.bincount(cells.ravel(), (w * bernoulli(d)).ravel(), n)
     return -out / vol
 
 
-def _offdiagonal(
-    links: list[AxisLinks], volumes: np.ndarray, values
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _offdiagonal(links, volumes: np.ndarray, values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """COO triplets of both directions of every link.
 
     ``values(link, V_src, V_dst)`` returns the (src→dst, dst→src) entries.
@@ -249,8 +249,8 @@ def _build(n: int, diag: np.ndarray, rows, cols, vals) -> sp.csr_array:
     return sp.csr_array(sp.coo_array((vals, (rows, cols)), shape=(n, n)))
 
 
-def assemble_generator(model: FokkerPlanck) -> sp.csr_array:
-    """Assemble the generator L (dp/dt = L p) of `model`.
+def generator_matrix(volumes: np.ndarray, links, walls) -> sp.csr_array:
+    """The generator L (dp/dt = L p) from the links and absorbing walls.
 
     Off-diagonals L[i, j] = T K A / h · B(−δ_ij) / V_i ≥ 0; each column's
     V-weighted sum is zero up to the outflow through absorbing walls.
@@ -259,21 +259,39 @@ def assemble_generator(model: FokkerPlanck) -> sp.csr_array:
     --------
     >>> import numpy as np, fpsolver as fp
     >>> g = fp.Grid(x=(0, 1, 5))
-    >>> L = fp.FokkerPlanck(g, energy=lambda x: 3 * x, temperature=0.5).generator()
+    >>> m = fp.Model(g, energy=lambda x: 3 * x, temperature=0.5)
+    >>> L = generator_matrix(g.volumes, all_links(m), absorbing_walls(m))
     >>> bool(np.allclose(g.volumes @ L.toarray(), 0, atol=1e-13))
     True
     """
-    grid = model.grid
-    vol = grid.volumes.ravel()
-    links = _all_links(model)
+    vol = np.asarray(volumes, float).ravel()
 
     def values(ln: AxisLinks, vs: np.ndarray, vd: np.ndarray):
         return ln.weight * bernoulli(-ln.delta) / vs, ln.weight * bernoulli(ln.delta) / vd
 
-    return _build(grid.size, _diagonal(model, links), *_offdiagonal(links, vol, values))
+    n = vol.size
+    return _build(n, _diagonal(n, vol, links, walls), *_offdiagonal(links, vol, values))
 
 
-def is_reversible(model: FokkerPlanck) -> bool:
+def symmetric_matrix(volumes: np.ndarray, links, walls) -> sp.csr_array:
+    """The symmetric form S = D L D⁻¹, D = diag(sqrt(V/q)), of a reversible model.
+
+    Off-diagonals are (T K A/h)/sqrt(V_i V_j) · (δ/2)/sinh(δ/2), the
+    diagonal is L's: overflow-free for any energy range. S has the same
+    spectrum as L and is negative semi-definite. Only meaningful when the
+    links are reversible (:func:`links_reversible`).
+    """
+    vol = np.asarray(volumes, float).ravel()
+
+    def values(ln: AxisLinks, vs: np.ndarray, vd: np.ndarray):
+        v = ln.weight * x_over_sinh(0.5 * ln.delta) / np.sqrt(vs * vd)
+        return v, v
+
+    n = vol.size
+    return _build(n, _diagonal(n, vol, links, walls), *_offdiagonal(links, vol, values))
+
+
+def links_reversible(model: Model, links) -> bool:
     """Whether the link potential differences derive from cell potentials.
 
     True when there is no force and, on periodic axes, the potential
@@ -283,7 +301,7 @@ def is_reversible(model: FokkerPlanck) -> bool:
         return False
     grid = model.grid
     scale = max(1.0, float(np.max(np.abs(model.energy)))) / model.temperature
-    for ln in _all_links(model):
+    for ln in links:
         if grid.periodic[ln.axis]:
             e_src, e_dst = _ends(model.energy, ln.axis, True)
             if np.max(np.abs(ln.delta - (e_dst - e_src) / model.temperature)) > 1e-12 * scale:
@@ -291,41 +309,7 @@ def is_reversible(model: FokkerPlanck) -> bool:
     return True
 
 
-def symmetrizer(model: FokkerPlanck) -> np.ndarray:
-    """ln of the diagonal scaling d = sqrt(V/q) with S = D L D⁻¹ symmetric."""
-    return 0.5 * (np.log(model.grid.volumes) - model.log_equilibrium()).ravel()
-
-
-def symmetric_generator(model: FokkerPlanck) -> sp.csr_array:
-    """The symmetric form S = D L D⁻¹, D = diag(sqrt(V/q)), of a reversible model.
-
-    Off-diagonals are (T K A/h)/sqrt(V_i V_j) · (δ/2)/sinh(δ/2), the
-    diagonal is L's: overflow-free for any energy range. S has the same
-    spectrum as L and is negative semi-definite.
-
-    Raises
-    ------
-    ValueError
-        If the model has a force or a tilt (not reversible).
-    """
-    if not model.reversible:
-        raise ValueError("the symmetric form exists only for reversible models (no force/tilt)")
-    if "S" in model._cache:
-        return model._cache["S"]
-    grid = model.grid
-    vol = grid.volumes.ravel()
-    links = _all_links(model)
-
-    def values(ln: AxisLinks, vs: np.ndarray, vd: np.ndarray):
-        v = ln.weight * x_over_sinh(0.5 * ln.delta) / np.sqrt(vs * vd)
-        return v, v
-
-    S = _build(grid.size, _diagonal(model, links), *_offdiagonal(links, vol, values))
-    model._cache["S"] = S
-    return S
-
-
-def face_fluxes(model: FokkerPlanck, p: np.ndarray) -> list[np.ndarray]:
+def face_fluxes(grid: Grid, links, walls, p: np.ndarray) -> list[np.ndarray]:
     """Scheme fluxes per unit face area, one array per axis.
 
     Along a bounded axis the array has n + 1 faces (walls included: zero
@@ -333,10 +317,9 @@ def face_fluxes(model: FokkerPlanck, p: np.ndarray) -> list[np.ndarray]:
     axis n faces, face k between cell k and k + 1 (the last across the
     wrap). Positive values flow towards increasing coordinate.
     """
-    grid = model.grid
     p = np.asarray(p, dtype=float).reshape(grid.shape)
     out = []
-    for ln in _all_links(model):
+    for ln in links:
         a = ln.axis
         area = grid.face_areas(a)
         ps, pd = _ends(p, a, grid.periodic[a])
@@ -345,24 +328,23 @@ def face_fluxes(model: FokkerPlanck, p: np.ndarray) -> list[np.ndarray]:
         if not grid.periodic[a]:
             shape = list(grid.shape)
             shape[a] = 1
-            walls = [np.zeros(shape), np.zeros(shape)]
-            for axis, side, (cells, w, d) in _absorbing_walls(model):
+            ends = [np.zeros(shape), np.zeros(shape)]
+            for axis, side, cells, w, d in walls:
                 if axis == a:
                     pc = p.ravel()[cells.ravel()].reshape(cells.shape)
                     sign = -1.0 if side == 0 else 1.0
-                    walls[side] = sign * w / area * bernoulli(d) * pc
-            flux = np.concatenate([walls[0], flux, walls[1]], axis=a)
+                    ends[side] = sign * w / area * bernoulli(d) * pc
+            flux = np.concatenate([ends[0], flux, ends[1]], axis=a)
         out.append(flux)
     return out
 
 
-def current_dataset(model: FokkerPlanck, p: np.ndarray):
-    """:func:`face_fluxes` as an xarray Dataset with face coordinates."""
+def current_dataset(grid: Grid, fluxes: list[np.ndarray]):
+    """Face fluxes (:func:`face_fluxes`) as an xarray Dataset with face coordinates."""
     import xarray as xr
 
-    grid = model.grid
     data = {}
-    for a, (name, flux) in enumerate(zip(grid.names, face_fluxes(model, p))):
+    for a, (name, flux) in enumerate(zip(grid.names, fluxes)):
         fdim = f"{name}_face"
         dims = tuple(fdim if b == a else n for b, n in enumerate(grid.names))
         pos = grid.face_positions(a) if grid.periodic[a] else np.array(grid.edges[a])

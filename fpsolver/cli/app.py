@@ -39,7 +39,7 @@ class _NumericalError(Exception):
 
 
 def _parser() -> argparse.ArgumentParser:
-    from ._version import __version__
+    from .._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="fpsolver",
@@ -138,7 +138,7 @@ def _run(args: argparse.Namespace) -> int:
     if not np.all(np.isfinite(p_last)):
         raise _NumericalError("the final density is not finite")
     ds["energy"] = model.grid.data_array(np.asarray(model.energy), "energy", long_name="energy E")
-    from .io import save_result
+    from ..io import save_result
 
     paths: list[Path] = [save_result(ds, out / f"{name}.nc")]
 
@@ -150,7 +150,7 @@ def _run(args: argparse.Namespace) -> int:
 
     if cfg.output["figures"] and not args.no_figures:
         _agg()
-        from .plotting import standard_figures
+        from ..plotting import standard_figures
 
         paths += standard_figures(
             ds,
@@ -180,7 +180,7 @@ def _call(section: str, func: Any) -> Any:
 
 
 def _particle_check(cfg: Any, ds: Any) -> tuple[Any, Any]:
-    from .particles import simulate_particles
+    from ..sampling.particles import simulate_particles
 
     kw = dict(cfg.particles)
     parts = _call(
@@ -188,9 +188,9 @@ def _particle_check(cfg: Any, ds: Any) -> tuple[Any, Any]:
         lambda: simulate_particles(cfg.model, cfg.p0, t_end=cfg.solve["t_end"], **kw),
     )
     try:
-        from .compare import compare
+        from ..sampling.compare import compare
     except ImportError:  # pragma: no cover - compare ships with the package
-        raise _NumericalError("particles: fpsolver.compare is not available") from None
+        raise _NumericalError("particles: fpsolver.sampling.compare is not available") from None
     table = _call("particles", lambda: compare(ds, parts))
     return parts, table
 
@@ -304,7 +304,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from .io import open_result
+    from ..io import open_result
 
     path = Path(args.result)
     if not path.is_file():
@@ -321,7 +321,7 @@ def _plot(args: argparse.Namespace) -> int:
     if args.dpi <= 0:
         raise _UsageError(f"--dpi must be positive, got {args.dpi}")
     _agg()
-    from .plotting import standard_figures
+    from ..plotting import standard_figures
 
     out = Path(args.outdir) if args.outdir is not None else path.parent
     paths = standard_figures(

@@ -31,14 +31,13 @@ from __future__ import annotations
 
 import warnings
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-if TYPE_CHECKING:
-    from .model import FokkerPlanck
+from .operator import Model, Operator, as_operator
 
 __all__ = ["LINEAR_SOLVERS", "AUTO_ITERATIVE_SIZE", "LinearSolver", "choose_linear_solver"]
 
@@ -66,7 +65,7 @@ def _has_pyamg() -> bool:
     return True
 
 
-def choose_linear_solver(model: FokkerPlanck, kind: str = "auto") -> str:
+def choose_linear_solver(model: Model | Operator, kind: str = "auto") -> str:
     """Resolve ``kind`` (``"auto"``, ``"lu"``, ``"cg"``, ``"amg"``) for `model`.
 
     ``"auto"`` picks ``"amg"`` (or ``"cg"`` without pyamg) for reversible
@@ -84,17 +83,18 @@ def choose_linear_solver(model: FokkerPlanck, kind: str = "auto") -> str:
         raise ValueError(
             f"`linear_solver` must be one of {', '.join(map(repr, LINEAR_SOLVERS))}, got {kind!r}"
         )
+    op = as_operator(model)
     if kind == "auto":
-        g = model.grid
-        if g.ndim >= 3 and g.size > AUTO_ITERATIVE_SIZE and _symmetric_ok(model):
+        g = op.grid
+        if g.ndim >= 3 and g.size > AUTO_ITERATIVE_SIZE and _symmetric_ok(op):
             return "amg" if _has_pyamg() else "cg"
         return "lu"
-    if kind in ("cg", "amg") and not model.reversible:
+    if kind in ("cg", "amg") and not op.reversible:
         raise ValueError(
             f"`linear_solver`={kind!r} needs the symmetric form, which exists only for "
             "reversible models (no force, no tilt); use 'lu' for this model"
         )
-    if kind in ("cg", "amg") and not _symmetric_ok(model):
+    if kind in ("cg", "amg") and not _symmetric_ok(op):
         raise ValueError(
             f"`linear_solver`={kind!r}: the energy range E/T is too wide for the symmetric "
             "scaling sqrt(V/q) in double precision; use 'lu'"
@@ -102,13 +102,10 @@ def choose_linear_solver(model: FokkerPlanck, kind: str = "auto") -> str:
     return kind
 
 
-def _symmetric_ok(model: FokkerPlanck) -> bool:
-    if not model.reversible:
+def _symmetric_ok(op: Operator) -> bool:
+    if not op.reversible:
         return False
-    from .discretization import symmetrizer
-
-    s = symmetrizer(model)
-    return float(np.ptp(s)) < _MAX_LOG_SPREAD
+    return float(np.ptp(op.symmetrizer)) < _MAX_LOG_SPREAD
 
 
 class LinearSolver:
@@ -141,7 +138,7 @@ class LinearSolver:
     --------
     >>> import numpy as np, fpsolver as fp
     >>> m = fp.FokkerPlanck(fp.Grid(x=(-2, 2, 20)), energy=lambda x: x**2, temperature=1.0)
-    >>> lin = LinearSolver(m.generator())
+    >>> lin = LinearSolver(fp.discretize(m).generator)
     >>> b = np.ones(20)
     >>> x1 = lin.solve(0.1, b); x2 = lin.solve(0.1, b); x3 = lin.solve(0.2, b)
     >>> lin.factorizations
@@ -189,9 +186,10 @@ class LinearSolver:
             self.kind = "cg"
 
     @classmethod
-    def for_model(cls, model: FokkerPlanck, kind: str = "auto", **kwargs: Any) -> LinearSolver:
-        """Build the solver for `model`, resolving ``kind="auto"``."""
-        requested, kind = kind, choose_linear_solver(model, kind)
+    def for_model(cls, model: Model | Operator, kind: str = "auto", **kwargs: Any) -> LinearSolver:
+        """Build the solver for `model` (or its operator), resolving ``kind="auto"``."""
+        op = as_operator(model)
+        requested, kind = kind, choose_linear_solver(op, kind)
         if requested == "auto" and kind == "cg":
             warnings.warn(
                 "pyamg is not installed: plain CG without a multigrid preconditioner "
@@ -200,16 +198,8 @@ class LinearSolver:
                 stacklevel=2,
             )
         if kind == "lu":
-            return cls(model.generator(), "lu", **kwargs)
-        from .discretization import symmetric_generator, symmetrizer
-
-        return cls(
-            model.generator(),
-            kind,
-            symmetric=symmetric_generator(model),
-            log_scale=symmetrizer(model),
-            **kwargs,
-        )
+            return cls(op.generator, "lu", **kwargs)
+        return cls(op.generator, kind, symmetric=op.symmetric, log_scale=op.symmetrizer, **kwargs)
 
     def _build(self, c: float) -> Any:
         self.factorizations += 1

@@ -41,7 +41,9 @@ from typing import Any
 
 import numpy as np
 
-from .grid import Grid
+from ..core.grid import Grid
+from ..core.model import Model, _positive_scalar
+from ..discrete.operator import Operator
 
 __all__ = ["lyapunov"]
 
@@ -84,7 +86,7 @@ def lyapunov(
     """An effective energy that the drift `f` decreases, and the split of `f`.
 
     Builds ``FokkerPlanck.from_drift(grid, drift, diffusion, boundary)``,
-    solves for its stationary density (:func:`fpsolver.stationary` with
+    solves for its stationary density (:func:`fpsolver.analysis.stationary` with
     ``tails=True``, so that E_eff is accurate far up the walls too) and
     returns E_eff = −T ln p_ss with the decomposition
     f = −(D/T) ∇E_eff + v, ∇·(p_ss v) = 0 (see the module notes).
@@ -138,7 +140,7 @@ def lyapunov(
     Examples
     --------
     >>> import fpsolver as fp
-    >>> from fpsolver.lyapunov import lyapunov   # also fp.lyapunov
+    >>> from fpsolver.analysis.lyapunov import lyapunov   # also fp.lyapunov
     >>> g = fp.Grid(x=(-3, 3, 48), y=(-3, 3, 48))
     >>> ds = lyapunov(g, lambda x, y: (-x - 2 * y, 2 * x - y), temperature=0.5)
     >>> ds.attrs["decrease_fraction"] > 0.99      # E_eff = |x|²/2: decreases everywhere
@@ -146,9 +148,6 @@ def lyapunov(
     >>> float(abs(ds["circulation_x"]).max()) > 1  # the rotation is the circulation part
     True
     """
-    from .model import FokkerPlanck, _positive_scalar
-    from .stationary import stationary_array
-
     if not isinstance(grid, Grid):
         raise TypeError(f"`grid` must be an fpsolver.Grid, got {type(grid).__name__}")
     T = _positive_scalar(temperature, "temperature")
@@ -161,8 +160,9 @@ def lyapunov(
                 f"`drift` must be a callable or a constant vector with one component per "
                 f"axis {grid.names} (shape ({grid.ndim},)); got an array of shape {f.shape}"
             )
-    model = FokkerPlanck.from_drift(grid, drift, diffusion, boundary)
-    p = np.asarray(stationary_array(model, "direct", tails=True)[0])
+    model = Model.from_drift(grid, drift, diffusion, boundary)
+    op = Operator(model)
+    p = np.asarray(op.stationary_direct)
     energy = -T * np.log(np.maximum(p, _TINY))
 
     mesh = grid.mesh()
@@ -203,7 +203,7 @@ def lyapunov(
         flow += f_a * dE
     data["flow_derivative"] = wrap(flow, "flow_derivative", "f . grad E_eff", "energy/time")
 
-    L = model.generator()
+    L = op.generator
     pf = p.ravel()
     div = np.abs(L @ pf)
     scale = float(np.max(np.abs(L.diagonal()) * pf)) or 1.0

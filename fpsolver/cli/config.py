@@ -3,7 +3,7 @@
 A config describes one run of ``fpsolver run``: the grid, the model, the
 initial density, the time stepping, an optional particle cross-check and
 what to write. Fields (energy, mobility, force, initial density) are math
-expressions in the axis names, evaluated by :mod:`fpsolver.expr` — never by
+expressions in the axis names, evaluated by :mod:`fpsolver.cli.expr` — never by
 ``eval``. Every problem is reported as a :class:`ConfigError` whose message
 starts with the dotted key, e.g. ``model.temperature: must be positive, got -1``.
 
@@ -185,7 +185,7 @@ def parse_config(
     ...                     "model": {"energy": "x**2/2", "temperatur": 1.0}})
     Traceback (most recent call last):
     ...
-    fpsolver.config.ConfigError: model.temperatur: unknown key (did you mean 'temperature'?); ...
+    fpsolver.cli.config.ConfigError: model.temperatur: unknown key (did you mean ...
     """
     top = _Table(data, "")
     top.check_keys(TOP_LEVEL)
@@ -359,7 +359,7 @@ def _constants(table: _Table | None) -> dict[str, float]:
 
 
 def _grid(table: _Table):
-    from .grid import Grid
+    from ..core.grid import Grid
 
     periodic = table.raw("periodic", [])
     if isinstance(periodic, str):
@@ -416,7 +416,7 @@ MODEL_KEYS = ("energy", "temperature", "mobility", "force", "boundary")
 
 
 def _model(table: _Table, grid, ctx: _Context):
-    from .model import FokkerPlanck
+    from ..api.fokker_planck import FokkerPlanck
 
     table.check_keys(MODEL_KEYS)
     energy = _field(table.key("energy"), table.raw("energy", 0.0), ctx)
@@ -473,7 +473,7 @@ def _check_finite(key: str, f: Expression, grid) -> None:
 
 
 def _boundary(table: _Table, grid) -> Any:
-    from .boundary import BOUNDARY_KINDS, parse_boundary
+    from ..core.boundary import BOUNDARY_KINDS, parse_boundary
 
     value = table.raw("boundary", "reflecting")
     key = table.key("boundary")
@@ -506,7 +506,7 @@ def _boundary(table: _Table, grid) -> Any:
 
 
 def _initial(table: _Table | None, model, ctx: _Context) -> np.ndarray:
-    from .initial import as_density, gaussian
+    from ..core.initial import density_array, gaussian
 
     grid = model.grid
     if table is None:
@@ -544,7 +544,7 @@ def _initial(table: _Table | None, model, ctx: _Context) -> np.ndarray:
     total = float(np.sum(values * grid.volumes))
     if not total > 0:
         raise table.error("expression", "has zero mass on the grid")
-    return as_density(grid, values / total, name=table.key("expression"))
+    return density_array(grid, values / total, name=table.key("expression"))
 
 
 def _covariance(key: str, cov: Any, ndim: int) -> Any:
@@ -564,14 +564,8 @@ def _covariance(key: str, cov: Any, ndim: int) -> Any:
     return _number(key, cov, positive=True)
 
 
-def _signature_keys(module: str, func: str) -> tuple[str, ...] | None:
-    """Keyword names of fpsolver.<module>.<func> (None when not importable)."""
-    import importlib
-
-    try:
-        f = getattr(importlib.import_module(f"fpsolver.{module}"), func)
-    except (ImportError, AttributeError):
-        return None
+def _signature_keys(f: Callable[..., Any]) -> tuple[str, ...]:
+    """Keyword names of the function `f`."""
     params = inspect.signature(f).parameters.values()
     return tuple(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
 
@@ -581,8 +575,10 @@ SOLVE_KEYS = ("method", "dt", "t_end", "save_every")
 
 def _solve(table: _Table | None) -> dict[str, Any]:
     data = table if table is not None else _Table({}, "solve")
-    sig = _signature_keys("solve", "solve")
-    extra = tuple(k for k in (sig or ()) if k not in ("model", "p0", *SOLVE_KEYS))
+    from ..api.runs import solve
+
+    sig = _signature_keys(solve)
+    extra = tuple(k for k in sig if k not in ("model", "p0", *SOLVE_KEYS))
     extra = tuple(k for k in extra if k not in ("progress", "callback", "trackers"))
     data.check_keys(SOLVE_KEYS + extra)
     out: dict[str, Any] = {}
@@ -615,13 +611,10 @@ def _solve(table: _Table | None) -> dict[str, Any]:
 
 
 def _check_method(table: _Table, method: str) -> None:
-    try:
-        from . import steppers  # type: ignore[attr-defined]
-    except ImportError:
-        return
-    registry = getattr(steppers, "METHODS", None) or getattr(steppers, "REGISTRY", None)
-    if isinstance(registry, Mapping) and method not in registry:
-        raise table.error("method", f"unknown method {method!r}; valid: {', '.join(registry)}")
+    from ..integrate.steppers import METHODS
+
+    if method not in METHODS:
+        raise table.error("method", f"unknown method {method!r}; valid: {', '.join(METHODS)}")
 
 
 PARTICLE_KEYS = ("n", "dt", "seed", "save_every")
@@ -630,10 +623,10 @@ PARTICLE_KEYS = ("n", "dt", "seed", "save_every")
 def _particles(table: _Table | None, solve: dict[str, Any]) -> dict[str, Any] | None:
     if table is None:
         return None
-    sig = _signature_keys("particles", "simulate_particles")
-    extra = tuple(
-        k for k in (sig or ()) if k not in ("model", "p0", "t_end", *PARTICLE_KEYS, "progress")
-    )
+    from ..sampling.particles import simulate_particles
+
+    sig = _signature_keys(simulate_particles)
+    extra = tuple(k for k in sig if k not in ("model", "p0", "t_end", *PARTICLE_KEYS, "progress"))
     table.check_keys(PARTICLE_KEYS + extra)
     out: dict[str, Any] = {"n": table.get_number("n", integer=True, positive=True)}
     out["dt"] = table.get_number("dt", positive=True)

@@ -15,8 +15,8 @@ def double_well_model(n: int = 128):
     >>> double_well_model(16).grid.shape
     (16, 16)
     """
-    from .grid import Grid
-    from .model import FokkerPlanck
+    from ..api.fokker_planck import FokkerPlanck
+    from ..core.grid import Grid
 
     grid = Grid(x=(-2.5, 2.5, n), y=(-2.5, 2.5, n))
     return FokkerPlanck(
@@ -63,10 +63,10 @@ def run_demo(
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from .diagnostics import log_partition
-    from .initial import gaussian
-    from .io import save_result
-    from .solve import solve
+    from ..api.runs import solve
+    from ..core.diagnostics import log_partition
+    from ..core.initial import gaussian
+    from ..io import save_result
 
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)

@@ -224,6 +224,27 @@ class Grid:
         return np.array(e[1:]) if self.periodic[axis] else np.array(e[1:-1])
 
     # -- xarray helpers -------------------------------------------------
+    def cell_index(self, points: Sequence[np.ndarray]) -> np.ndarray:
+        """Flat (C-order) index of the cell that contains each point.
+
+        `points` holds one array of coordinates per axis. A point on a
+        wall belongs to the cell next to it; points outside the grid are
+        assigned to the nearest cell on that axis.
+
+        Examples
+        --------
+        >>> g = Grid(x=(0, 1, 4), y=(0, 1, 2))
+        >>> g.cell_index([np.array([0.1, 0.9, 1.0]), np.array([0.2, 0.7, 1.0])]).tolist()
+        [0, 7, 7]
+        """
+        flat: np.ndarray | int = 0
+        for a in range(self.ndim):
+            n = self.shape[a]
+            i = np.searchsorted(self.edges[a], np.asarray(points[a]), side="right") - 1
+            np.clip(i, 0, n - 1, out=i)
+            flat = flat * n + i
+        return np.asarray(flat, dtype=np.intp)
+
     def coords(self) -> dict[str, Any]:
         """Coordinates of the cell centres, for building xarray objects."""
         import xarray as xr
@@ -300,3 +321,25 @@ def field_caller(func: Any, names: Sequence[str]):
 def call_field(func: Any, names: Sequence[str], points: Sequence[np.ndarray]) -> Any:
     """Call `func` with one array per axis (see :func:`field_caller`)."""
     return field_caller(func, names)(points)
+
+
+def _is_dataarray(obj: Any) -> bool:
+    return type(obj).__name__ == "DataArray" and hasattr(obj, "dims")
+
+
+def cell_array(grid: Grid, value: Any, name: str) -> np.ndarray:
+    """Validate an array (or DataArray) of values on the grid's cells."""
+    if _is_dataarray(value):
+        missing = [d for d in grid.names if d not in value.dims]
+        if missing or len(value.dims) != grid.ndim:
+            raise ValueError(
+                f"`{name}` has dims {tuple(value.dims)}; expected the grid axes {grid.names}"
+            )
+        value = value.transpose(*grid.names).values
+    arr = np.asarray(value, dtype=float)
+    if arr.shape != grid.shape:
+        raise ValueError(f"`{name}` must have the grid shape {grid.shape}, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+        raise ValueError(f"`{name}` must be finite everywhere; got {arr[bad]} at cell {bad}")
+    return arr

@@ -10,7 +10,7 @@ of the Itô diffusion
 vectorised over particles, and reports histograms on the grid's own cells
 (divided by N·V_i, so they compare cell by cell with the grid density) and
 moment and free-energy estimates per saved time. It is an independent check
-of the grid solver; :func:`fpsolver.compare` does the statistics.
+of the grid solver; :func:`fpsolver.sampling.compare` does the statistics.
 
 Reproducibility. Particles are simulated in fixed blocks of
 :data:`BLOCK_SIZE` particles; block ``b`` draws everything (its initial
@@ -34,8 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from .grid import Grid, field_caller
-from .model import FokkerPlanck
+from ..core.grid import Grid, field_caller
+from ..core.model import Model
 
 __all__ = ["simulate_particles", "histogram_free_energy", "BLOCK_SIZE"]
 
@@ -131,7 +131,7 @@ def _cell_gradient(grid: Grid, values: np.ndarray, axis: int) -> np.ndarray:
 class _Dynamics:
     """Drift and noise of the model's Itô SDE, specialised once per model."""
 
-    def __init__(self, model: FokkerPlanck, dt: float) -> None:
+    def __init__(self, model: Model, dt: float) -> None:
         grid = model.grid
         nd = grid.ndim
         names = grid.names
@@ -283,7 +283,7 @@ class _Walls:
     absorbing_axes: list[int] = field(default_factory=list)
 
     @classmethod
-    def of(cls, model: FokkerPlanck) -> _Walls:
+    def of(cls, model: Model) -> _Walls:
         g = model.grid
         lo = np.array([e[0] for e in g.edges])
         hi = np.array([e[-1] for e in g.edges])
@@ -313,7 +313,7 @@ def _wrap(x: np.ndarray, lo: float, hi: float) -> None:
 # ---------------------------------------------------------------------------
 @dataclass
 class _Plan:
-    model: FokkerPlanck
+    model: Model
     dyn: _Dynamics
     walls: _Walls
     dt: float
@@ -351,18 +351,6 @@ def _initial(plan: _Plan, rng: np.random.Generator, start: int, m: int) -> np.nd
     return pos
 
 
-def _cell_index(grid: Grid, pos: np.ndarray) -> np.ndarray:
-    flat = np.zeros(pos.shape[1], dtype=np.intp)
-    for a in range(grid.ndim):
-        n = grid.shape[a]
-        i = np.searchsorted(grid.edges[a], pos[a], side="right") - 1
-        np.clip(i, 0, n - 1, out=i)
-        if a:
-            flat *= n
-        flat += i
-    return flat
-
-
 def _run_block(plan: _Plan, b: int, seed: np.random.SeedSequence) -> _BlockResult:
     grid = plan.model.grid
     nd = grid.ndim
@@ -387,7 +375,7 @@ def _run_block(plan: _Plan, b: int, seed: np.random.SeedSequence) -> _BlockResul
     exit_w: list[np.ndarray] = []
 
     def save(s: int) -> None:
-        cells.append(_cell_index(grid, pos).astype(np.int64))
+        cells.append(grid.cell_index(pos).astype(np.int64))
         alive[s] = pos.shape[1]
         for a in range(nd):
             sum_x[s, a] = np.sum(pos[a])
@@ -587,7 +575,7 @@ def _is_positions(grid: Grid, p0: Any) -> bool:
 
 
 def simulate_particles(
-    model: FokkerPlanck,
+    model: Model,
     p0: Any,
     n: int | None = None,
     t_end: float = 1.0,
@@ -690,10 +678,10 @@ def simulate_particles(
     """
     import xarray as xr
 
-    from ._version import __version__
-    from .initial import as_density
+    from .._version import __version__
+    from ..core.initial import density_array
 
-    if not isinstance(model, FokkerPlanck):
+    if not isinstance(model, Model):
         raise TypeError(f"`model` must be an fpsolver.FokkerPlanck, got {type(model).__name__}")
     grid = model.grid
     nd = grid.ndim
@@ -728,7 +716,7 @@ def simulate_particles(
                     f"got values in [{x.min():g}, {x.max():g}]"
                 )
     else:
-        p = as_density(grid, p0, "p0")
+        p = density_array(grid, p0, "p0")
         w = (p * grid.volumes).ravel()
         init_cdf = np.cumsum(w)
         init_cdf /= init_cdf[-1]

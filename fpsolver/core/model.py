@@ -1,13 +1,14 @@
 """The physical model: energy, temperature, mobility, force and walls.
 
-:class:`FokkerPlanck` holds the physics of
+:class:`Model` holds the physics of
 
     ∂p/∂t = ∇·( K p ∇(T ln p + E) − K F p ),
 
-validated once, with clear errors. It knows nothing about matrices or time
-stepping; its methods hand the work to the modules that do (imported at call
-time so that the dependency graph keeps flowing one way:
-solve → steppers → discretization → model).
+validated once, with clear errors, and evaluated on the grid once. It knows
+nothing about matrices or time stepping and imports nothing above the core:
+:func:`fpsolver.discretize` turns it into an operator, and the public
+:class:`fpsolver.FokkerPlanck` adds thin conveniences (``model.solve``,
+``model.spectrum``, ...) on top.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from typing import Any
 import numpy as np
 
 from .boundary import Boundary, parse_boundary
-from .grid import Grid, call_field
+from .diagnostics import free_energy
+from .grid import Grid, _is_dataarray, call_field, cell_array
 
-__all__ = ["FokkerPlanck"]
+__all__ = ["Model", "cell_array"]
 
 
 def _positive_scalar(value: Any, name: str) -> float:
@@ -33,30 +35,8 @@ def _positive_scalar(value: Any, name: str) -> float:
     return v
 
 
-def _is_dataarray(obj: Any) -> bool:
-    return type(obj).__name__ == "DataArray" and hasattr(obj, "dims")
-
-
-def cell_array(grid: Grid, value: Any, name: str) -> np.ndarray:
-    """Validate an array (or DataArray) of values on the grid's cells."""
-    if _is_dataarray(value):
-        missing = [d for d in grid.names if d not in value.dims]
-        if missing or len(value.dims) != grid.ndim:
-            raise ValueError(
-                f"`{name}` has dims {tuple(value.dims)}; expected the grid axes {grid.names}"
-            )
-        value = value.transpose(*grid.names).values
-    arr = np.asarray(value, dtype=float)
-    if arr.shape != grid.shape:
-        raise ValueError(f"`{name}` must have the grid shape {grid.shape}, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
-        raise ValueError(f"`{name}` must be finite everywhere; got {arr[bad]} at cell {bad}")
-    return arr
-
-
-class FokkerPlanck:
-    """A Fokker–Planck model on a structured grid.
+class Model:
+    """A Fokker–Planck model on a structured grid: the physics only.
 
     Parameters
     ----------
@@ -91,12 +71,8 @@ class FokkerPlanck:
     >>> grid = fp.Grid(x=(-2.5, 2.5, 64), y=(-2.5, 2.5, 64))
     >>> model = fp.FokkerPlanck(grid, energy=lambda x, y: (x**2 - 1)**2 + 0.5 * y**2,
     ...                         temperature=0.5)
-    >>> L = model.generator()
-    >>> L.shape
-    (4096, 4096)
-    >>> q = model.equilibrium()
-    >>> bool(abs(float((q * grid.data_array(grid.volumes, "V")).sum()) - 1) < 1e-12)
-    True
+    >>> model.energy.shape, model.temperature
+    ((64, 64), 0.5)
     """
 
     def __init__(
@@ -120,13 +96,15 @@ class FokkerPlanck:
         if energy_gradient is not None and not callable(energy_gradient):
             raise TypeError("`energy_gradient` must be a callable returning one array per axis")
         self.energy_gradient = energy_gradient
-        self._cache: dict[str, Any] = {}
+        #: The drift f of a model built by :meth:`from_drift` (else None).
+        self.drift = None
         self._frozen = True
 
     def __setattr__(self, key: str, value: Any) -> None:
         if getattr(self, "_frozen", False):
             raise AttributeError(
-                f"FokkerPlanck is immutable (its generator is cached); build a new model "
+                f"{type(self).__name__} is immutable (its discretisation is cached); "
+                f"build a new model "
                 f"instead of setting `{key}`"
             )
         object.__setattr__(self, key, value)
@@ -277,8 +255,13 @@ class FokkerPlanck:
         """All mobility components at `points` (callable or constant K)."""
         if self.mobility_function is not None:
             return self.evaluate_components(self.mobility_function, points, "mobility", True)
-        k = self._mobility_cells.reshape(self.grid.ndim, -1)[:, 0]
-        return [np.full(np.broadcast_shapes(*(np.shape(p) for p in points)), v) for v in k]
+        cells = self._mobility_cells.reshape(self.grid.ndim, -1)
+        shape = np.broadcast_shapes(*(np.shape(p) for p in points))
+        if np.all(cells == cells[:, :1]):  # constant mobility
+            return [np.full(shape, v) for v in cells[:, 0]]
+        # A cell array: the value of the cell that contains each point.
+        idx = self.grid.cell_index([np.broadcast_to(p, shape) for p in points])
+        return [c[idx] for c in cells]
 
     def force_at(self, axis: int, points: Sequence[np.ndarray]) -> np.ndarray | float:
         """Force component `axis` at `points` (0 without a force)."""
@@ -301,120 +284,12 @@ class FokkerPlanck:
             f"{', with force' if self.has_force else ''})"
         )
 
-    # -- numerics (delegated) --------------------------------------------
-    def generator(self):
-        """The sparse generator L with dp/dt = L p (cells in C order).
-
-        Assembled once per model (the model is immutable) with the
-        Scharfetter–Gummel flux; see :func:`fpsolver.discretization.assemble_generator`.
-
-        Returns
-        -------
-        scipy.sparse.csr_array
-            Square matrix of size ``grid.size``.
-        """
-        if "L" not in self._cache:
-            from .discretization import assemble_generator
-
-            self._cache["L"] = assemble_generator(self)
-        return self._cache["L"]
-
-    @property
-    def reversible(self) -> bool:
-        """True when the dynamics is a gradient flow (no force, no tilt across a wrap)."""
-        if "reversible" not in self._cache:
-            from .discretization import is_reversible
-
-            self._cache["reversible"] = is_reversible(self)
-        return self._cache["reversible"]
-
-    def log_equilibrium(self) -> np.ndarray:
-        """ln q on the cells, computed with log-sum-exp (never overflows)."""
-        if "logq" not in self._cache:
-            from .diagnostics import log_gibbs
-
-            self._cache["logq"] = _frozen(
-                log_gibbs(self.energy, self.temperature, self.grid.volumes)
-            )
-        return self._cache["logq"]
-
-    def equilibrium(self):
-        """The discrete Gibbs density q ∝ exp(−E/T), normalised so Σ V q = 1.
-
-        For reversible models this is the exact null vector of the
-        generator. With a force or a tilt use :meth:`stationary`.
-
-        Returns
-        -------
-        xarray.DataArray
-        """
-        return self.grid.data_array(
-            np.exp(self.log_equilibrium()), "q", long_name="equilibrium density", units="1/volume"
-        )
-
-    def _density(self, p: Any, name: str = "p") -> np.ndarray:
-        arr = cell_array(self.grid, p, name)
-        if np.any(arr < 0):
-            raise ValueError(f"`{name}` must be non-negative; min is {arr.min():g}")
-        return arr
-
     def free_energy(self, p: Any) -> float:
         """Discrete free energy F_h[p] = Σ V p (E + T ln p)."""
-        from .diagnostics import free_energy
-
-        return free_energy(self.grid.volumes, self.energy, self.temperature, self._density(p))
-
-    def relative_entropy(self, p: Any) -> float:
-        """KL(p‖q_h) = Σ V p ln(p/q_h) to the discrete Gibbs state."""
-        from .diagnostics import relative_entropy
-
-        return relative_entropy(self.grid.volumes, self.log_equilibrium(), self._density(p))
-
-    def current(self, p: Any):
-        """Probability current of density `p`: the scheme's own face fluxes.
-
-        Returns
-        -------
-        xarray.Dataset
-            ``J_<axis>`` per axis, per unit face area, on that axis's faces
-            (coordinate ``<axis>_face``); walls included on bounded axes.
-        """
-        from .discretization import current_dataset
-
-        return current_dataset(self, cell_array(self.grid, p, "p"))
-
-    def solve(self, p0: Any, t_end: Any, **kwargs: Any):
-        """Integrate from `p0` to `t_end`; see :func:`fpsolver.solve.solve`."""
-        from .solve import solve
-
-        return solve(self, p0, t_end, **kwargs)
-
-    def stationary(self, **kwargs: Any):
-        """Stationary density of the model; see :func:`fpsolver.stationary.stationary`."""
-        from .stationary import stationary
-
-        return stationary(self, **kwargs)
-
-    def spectrum(self, k: int = 6, **kwargs: Any):
-        """Slowest relaxation rates and modes; see :func:`fpsolver.spectral.spectrum`."""
-        from .spectral import spectrum
-
-        return spectrum(self, k, **kwargs)
-
-    def mean_first_passage_time(self, target: Any, **kwargs: Any):
-        """Mean first-passage time to `target`.
-
-        See :func:`fpsolver.passage.mean_first_passage_time`.
-        """
-        from .passage import mean_first_passage_time
-
-        return mean_first_passage_time(self, target, **kwargs)
-
-    def committor(self, a: Any, b: Any, **kwargs: Any):
-        """Committor between sets `a` and `b`; see :func:`fpsolver.passage.committor`."""
-        from .passage import committor
-
-        return committor(self, a, b, **kwargs)
+        arr = cell_array(self.grid, p, "p")
+        if np.any(arr < 0):
+            raise ValueError(f"`p` must be non-negative; min is {arr.min():g}")
+        return free_energy(self.grid.volumes, self.energy, self.temperature, arr)
 
     @classmethod
     def from_drift(
@@ -423,7 +298,7 @@ class FokkerPlanck:
         drift: Sequence[float] | Callable[..., Any],
         diffusion: float | Sequence[float] | np.ndarray | Callable[..., Any] = 1.0,
         boundary: str | dict[str, Any] | Boundary = "reflecting",
-    ) -> FokkerPlanck:
+    ) -> Model:
         """A model for general drift dynamics, J = f p − D ∇p.
 
         The drift f need not be a gradient. Internally T = 1, E = 0,
@@ -446,8 +321,8 @@ class FokkerPlanck:
         >>> import fpsolver as fp
         >>> g = fp.Grid(x=(-3, 3, 40), y=(-3, 3, 40))
         >>> m = fp.FokkerPlanck.from_drift(g, lambda x, y: (-x - y, x - y))
-        >>> m.reversible
-        False
+        >>> m.has_force
+        True
         """
         if not callable(diffusion) and np.ndim(diffusion) > 1:
             raise ValueError(
@@ -477,7 +352,7 @@ class FokkerPlanck:
                     return [fa / ka for fa, ka in zip(f, probe.diffusion_at(points))]
 
         model = cls(grid, 0.0, 1.0, mobility=diffusion, force=force, boundary=boundary)
-        model._cache["drift"] = drift
+        object.__setattr__(model, "drift", drift)
         return model
 
 

@@ -266,7 +266,7 @@ def compile_expression(
     >>> compile_expression("x.__class__", ["x"], name="model.energy")
     Traceback (most recent call last):
     ...
-    fpsolver.expr.ExpressionError: model.energy: not allowed: attribute access (at '.__class__')
+    fpsolver.cli.expr.ExpressionError: model.energy: not allowed: attribute access (at '.__class__')
     """
     return Expression(text, variables, constants, name)
 
@@ -302,7 +302,7 @@ def resolve_reference(text: str, allow_python: bool, name: str = "expression") -
     >>> resolve_reference("numpy:cos", allow_python=False, name="model.energy")
     Traceback (most recent call last):
     ...
-    fpsolver.expr.ExpressionError: model.energy: 'numpy:cos' refers to Python code; ...
+    fpsolver.cli.expr.ExpressionError: model.energy: 'numpy:cos' refers to Python code; ...
     """
     if not is_reference(text):
         raise ExpressionError(f"{name}: {text!r} is not of the form 'package.module:function'")

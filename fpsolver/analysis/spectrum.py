@@ -6,7 +6,7 @@ relaxation rates λ; a density relaxes as
 
 *Reversible models* use the symmetric form
 :math:`S = D L D^{-1}`, :math:`D = \mathrm{diag}\sqrt{V/q}`
-(:func:`fpsolver.discretization.symmetric_generator`), which is
+(:attr:`fpsolver.Operator.symmetric`), which is
 overflow-free for any energy range and has a real spectrum: ARPACK's
 Lanczos method (``eigsh``) in shift-invert mode about 0. The modes are
 mapped back to densities, :math:`m = D^{-1} w`.
@@ -34,15 +34,14 @@ rates, but with absolute rather than relative accuracy for tiny ones.
 from __future__ import annotations
 
 import numbers
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import scipy.linalg as la
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-if TYPE_CHECKING:
-    from .model import FokkerPlanck
+from ..discrete.operator import Model, Operator, as_operator
 
 __all__ = ["spectrum"]
 
@@ -124,15 +123,13 @@ def _shift_invert(solver, A, nev: int, deflate, peak, tol: float, maxiter):
     return solver(A, nev, v0=_start_vector(n, *deflate), **opts)
 
 
-def _reversible(model: FokkerPlanck, k: int, dense: bool, tol: float, maxiter):
-    from .discretization import symmetric_generator, symmetrizer
-
-    S = symmetric_generator(model)
-    logd = symmetrizer(model)
+def _reversible(op: Operator, k: int, dense: bool, tol: float, maxiter):
+    S = op.symmetric
+    logd = op.symmetrizer
     n = S.shape[0]
-    closed = not model.boundary.absorbing
+    closed = not op.absorbing
     if closed:
-        u = np.exp(0.5 * (np.log(model.grid.volumes.ravel()) + model.log_equilibrium().ravel()))
+        u = np.exp(0.5 * (np.log(op.grid.volumes.ravel()) + op.log_equilibrium.ravel()))
         u /= np.linalg.norm(u)
     if dense:
         w, W = la.eigh(S.toarray())
@@ -161,19 +158,17 @@ def _reversible(model: FokkerPlanck, k: int, dense: bool, tol: float, maxiter):
     residual = _residual(S, lam, W)
     modes = W * np.exp(-logd)[:, None]  # m = D⁻¹ w: Σ (V/q) m² = 1
     if closed:
-        modes[:, 0] = np.exp(model.log_equilibrium().ravel())
+        modes[:, 0] = np.exp(op.log_equilibrium.ravel())
     return lam, modes, method, residual
 
 
-def _nonreversible(model: FokkerPlanck, k: int, dense: bool, tol: float, maxiter):
-    from .stationary import stationary_array
-
-    L = model.generator()
+def _nonreversible(op: Operator, k: int, dense: bool, tol: float, maxiter):
+    L = op.generator
     n = L.shape[0]
-    vol = model.grid.volumes.ravel()
-    closed = not model.boundary.absorbing
+    vol = op.grid.volumes.ravel()
+    closed = not op.absorbing
     if closed:
-        pss = stationary_array(model, "direct")[0].ravel()
+        pss = op.stationary_direct.ravel()
     if dense:
         w, W = la.eig(L.toarray())
         if closed:
@@ -244,7 +239,7 @@ def _residual(A: sp.csr_array, lam: np.ndarray, W: np.ndarray) -> float:
 
 
 def spectrum(
-    model: FokkerPlanck,
+    model: Model | Operator,
     k: int = 6,
     *,
     method: str = "auto",
@@ -255,7 +250,7 @@ def spectrum(
 
     Parameters
     ----------
-    model : FokkerPlanck
+    model : FokkerPlanck or Operator
         Any model. Reversible models give real rates (symmetric form,
         ``eigsh``); others complex rates (``eigs``).
     k : int
@@ -303,13 +298,10 @@ def spectrum(
     >>> round(ds.attrs["relaxation_time"], 3)
     1.0
     """
-    from .model import FokkerPlanck
-
-    if not isinstance(model, FokkerPlanck):
-        raise TypeError(f"`model` must be an fpsolver.FokkerPlanck, got {type(model).__name__}")
+    op = as_operator(model)
     if not isinstance(method, str) or method not in _METHODS:
         raise ValueError(f"`method` must be one of {_METHODS}, got {method!r}")
-    n = model.grid.size
+    n = op.grid.size
     k = _check_k(k, n)
     if method == "auto":
         method = "sparse" if k <= n - 2 else "dense"
@@ -324,19 +316,19 @@ def spectrum(
             f"`k`={k}); use method='sparse' with k <= {n - 2}"
         )
     dense = method == "dense"
-    if model.reversible:
-        lam, modes, used, residual = _reversible(model, k, dense, tol, maxiter)
+    if op.reversible:
+        lam, modes, used, residual = _reversible(op, k, dense, tol, maxiter)
     else:
-        lam, modes, used, residual = _nonreversible(model, k, dense, tol, maxiter)
-    return _dataset(model, lam, modes, used, residual)
+        lam, modes, used, residual = _nonreversible(op, k, dense, tol, maxiter)
+    return _dataset(op, lam, modes, used, residual)
 
 
-def _dataset(model: FokkerPlanck, lam: np.ndarray, modes: np.ndarray, method: str, residual: float):
+def _dataset(op: Operator, lam: np.ndarray, modes: np.ndarray, method: str, residual: float):
     import xarray as xr
 
-    grid = model.grid
+    grid = op.grid
     k = lam.size
-    first = 0 if model.boundary.absorbing else 1
+    first = 0 if op.absorbing else 1
     tau = 1.0 / float(np.real(lam[first])) if k > first else float("nan")
     coords = dict(grid.coords())
     coords["k"] = np.arange(k)
@@ -351,10 +343,10 @@ def _dataset(model: FokkerPlanck, lam: np.ndarray, modes: np.ndarray, method: st
         coords=coords,
         attrs={
             "relaxation_time": tau,
-            "reversible": int(model.reversible),
+            "reversible": int(op.reversible),
             "method": method,
             "residual": residual,
-            "temperature": model.temperature,
+            "temperature": op.temperature,
             **grid.to_attrs(),
         },
     )

@@ -1,0 +1,266 @@
+"""The user's solve: validation, trackers, checkpoints, then the loop.
+
+:func:`solve` turns a request (model, p0, t_end, method, saving,
+checkpoint) into a stepper, a :class:`~fpsolver.core.schedule.SaveSchedule`
+and a list of trackers, and hands them to the thin loop
+:func:`fpsolver.integrate.driver.integrate`. It sits above the numerics
+because checkpoints are files (:mod:`fpsolver.io`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._version import __version__
+from ..core.diagnostics import mass
+from ..core.initial import density_array
+from ..core.schedule import SaveSchedule, positive
+from ..discrete.operator import Model, Operator, as_operator
+from ..integrate.driver import integrate
+from ..integrate.steppers import Stepper, get_stepper, make_stepper
+from ..integrate.trackers import (
+    CallbackTracker,
+    Diagnostics,
+    DiagnosticsTracker,
+    EquilibriumStop,
+    ProgressTracker,
+    Storage,
+    Tracker,
+)
+from ..io import CheckpointTracker, load_checkpoint
+
+__all__ = ["solve"]
+
+
+def solve(
+    model: Model | Operator,
+    p0: Any,
+    t_end: float | str,
+    dt: float | None = None,
+    method: str = "bdf2",
+    *,
+    save_every: float | None = None,
+    save_at: Sequence[float] | None = None,
+    rtol: float = 1e-4,
+    atol: float = 1e-8,
+    tol: float = 1e-8,
+    t_max: float | None = None,
+    max_steps: int = 1_000_000,
+    linear_solver: str = "auto",
+    linear_rtol: float = 1e-10,
+    progress: bool | None = None,
+    callback: Callable[[float, np.ndarray], Any] | None = None,
+    checkpoint: str | Path | None = None,
+    resume: bool = False,
+    trackers: Sequence[Tracker] = (),
+):
+    """Integrate the Fokker–Planck equation of `model` from `p0`.
+
+    Parameters
+    ----------
+    model : FokkerPlanck or Operator
+    p0 : array, DataArray or callable
+        Initial density (see :func:`fpsolver.as_density`): negative, NaN or
+        zero-mass input is an error; unnormalised input is normalised with
+        a warning.
+    t_end : float or "equilibrium"
+        Final time, or ``"equilibrium"`` to run until the relative entropy
+        KL(p‖q) (KL(p‖p_ss) for a non-reversible model) falls below `tol`;
+        the time reached is the last time of the result and
+        ``attrs["converged"]`` says whether `tol` was met.
+    dt : float
+        Time step (required for fixed-step methods). For
+        ``method="adaptive"`` the base of the step ladder dt·2^k and the
+        first step; default 1/max|L_ii| (a cell's diffusion time).
+    method : str
+        A key of :data:`fpsolver.integrate.steppers.METHODS`: ``"backward_euler"``,
+        ``"crank_nicolson"``, ``"bdf2"``, ``"tr_bdf2"``, ``"exponential"``
+        or ``"adaptive"``.
+    save_every : float, optional
+        Save at multiples of this interval (and at t_end).
+    save_at : sequence of float, optional
+        Save at these times (and at t_end). Steps land exactly on every
+        save time. Without either, every step is saved.
+    rtol, atol : float
+        Adaptive method only: the local error estimate e of each step must
+        satisfy Σ V|e| ≤ atol + rtol·Σ V|p| (an L¹ error per step).
+    tol : float
+        Equilibrium stop: the relative-entropy threshold.
+    t_max : float, optional
+        Equilibrium stop: give up at this time (``attrs["converged"] = 0``
+        and a warning).
+    max_steps : int
+        Safety limit on the number of steps.
+    linear_solver : {"auto", "lu", "cg", "amg"}
+        See :mod:`fpsolver.discrete.linsolve`. ``"auto"``: CG + AMG on the symmetric
+        form for reversible 3-D grids above 5 000 cells, LU otherwise.
+    linear_rtol : float
+        Residual tolerance of CG.
+    progress : bool, optional
+        Show a tqdm bar. Default: only when stderr is a terminal and the
+        solve is expected to take more than a few seconds.
+    callback : callable, optional
+        ``callback(t, p)`` at every saved frame (p has the grid shape); it
+        may raise to stop the run (after the checkpoint is written).
+    checkpoint : str or Path, optional
+        netCDF file that receives every saved frame as it is produced.
+        An existing file is an error unless `resume` is true.
+    resume : bool
+        Continue from the last frame of `checkpoint` (if the file exists),
+        bit for bit as if never interrupted; `p0` is then only validated.
+    trackers : sequence of Tracker
+        Extra trackers (:class:`fpsolver.Tracker`), called after the
+        built-in ones; any of them may stop the run by returning True.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``p`` (dims ``("time", *axes)``), diagnostics ``mass``,
+        ``mean_energy``, ``entropy``, ``free_energy``, ``relative_entropy``,
+        ``step_size``, ``negative_mass`` (see :class:`~fpsolver.integrate.trackers.Diagnostics`),
+        ``absorbed`` when a wall absorbs and
+        ``relative_entropy_ss`` for non-reversible models without absorbing
+        walls, ``mean`` (dims ``("time", "axis")``) and ``covariance``
+        (``("time", "axis", "axis2")``) as in the particle results; attrs with the
+        temperature, method, dt, grid (``Grid.from_attrs(ds.attrs)``),
+        package version, ``factorizations`` and step counts.
+
+    Examples
+    --------
+    >>> import fpsolver as fp
+    >>> grid = fp.Grid(x=(-8, 8, 200))
+    >>> model = fp.FokkerPlanck(grid, energy=lambda x: x**2 / 2, temperature=1.0)
+    >>> ds = model.solve(fp.gaussian(grid, 3.0, 0.25), t_end=1.0, dt=0.01, save_every=0.25)
+    >>> ds.time.values.tolist()
+    [0.0, 0.25, 0.5, 0.75, 1.0]
+    >>> bool(abs(ds.mass[-1] - 1) < 1e-12), ds.attrs["factorizations"]
+    (True, 2)
+    >>> bool((ds.free_energy.diff("time") < 0).all())
+    True
+    """
+    op = as_operator(model)
+    equilibrium = _check_t_end(t_end)
+    tol = positive(tol, "tol")
+    t_final = None if equilibrium else positive(t_end, "t_end")
+    t_stop = t_final if not equilibrium else (None if t_max is None else positive(t_max, "t_max"))
+    adaptive = get_stepper(method).adaptive
+    stepper = make_stepper(
+        method, op, dt=dt, rtol=rtol, atol=atol, linear_solver=linear_solver,
+        linear_rtol=linear_rtol,
+    )  # fmt: skip
+    if save_every is None and save_at is None and not adaptive:
+        save_every = stepper.dt
+    schedule = SaveSchedule(t_stop, every=save_every, at=save_at, every_step=adaptive)
+    _check_max_steps(stepper, t_final, max_steps)
+    p = density_array(op.grid, p0, "p0").ravel()
+    attrs = _attrs(
+        op, stepper, method, t_end if equilibrium else t_final, tol if equilibrium else None
+    )
+
+    diagnostics = Diagnostics(op, initial_mass=mass(op.grid.volumes, p.reshape(op.grid.shape)))
+    storage = Storage(op)
+    stop = EquilibriumStop(diagnostics, tol) if equilibrium else None
+    t0, resumed = 0.0, False
+    if checkpoint is not None and Path(checkpoint).exists():
+        if not resume:
+            raise FileExistsError(
+                f"`checkpoint` file {str(checkpoint)!r} exists; pass resume=True to "
+                "continue it or remove it"
+            )
+        t0, p = load_checkpoint(checkpoint, op, attrs, storage, stepper)
+        diagnostics.initial_mass = mass(op.grid.volumes, storage.frames[0])
+        resumed = True
+
+    def snapshot() -> tuple[Any, dict[str, Any]]:
+        state = dict(stepper.get_state(), factorizations=stepper.factorizations)
+        return storage.dataset(_final(attrs, stepper)), state
+
+    chain: list[Tracker] = [DiagnosticsTracker(diagnostics), storage]
+    if stop is not None:
+        chain.append(stop)
+    if checkpoint is not None:
+        chain.append(CheckpointTracker(checkpoint, snapshot))
+    if callback is not None:
+        chain.append(CallbackTracker(callback))
+    chain.append(ProgressTracker(t0, t_final, progress))
+    chain.extend(trackers)
+    # A resumed run that had already reached equilibrium has nothing left to do.
+    done = resumed and stop is not None and stop.on_step(t0, p)
+    try:
+        if not done:
+            t0, p, _ = integrate(
+                stepper, p, schedule, chain, t0=t0, initial_frame=not resumed, max_steps=max_steps
+            )
+    finally:
+        for tr in chain:
+            tr.finalize()
+    if stop is not None:
+        attrs.update(converged=int(stop.converged), t_reached=t0)
+        if not stop.converged:
+            warnings.warn(
+                f"t_end='equilibrium': relative entropy {stop.last:.3g} still above "
+                f"`tol`={tol:g} at t={t0:g}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    return storage.dataset(_final(attrs, stepper))
+
+
+def _check_t_end(t_end: Any) -> bool:
+    """True for ``t_end="equilibrium"``; an error for other strings."""
+    if isinstance(t_end, str):
+        if t_end != "equilibrium":
+            raise ValueError(f"`t_end` must be a positive time or 'equilibrium', got {t_end!r}")
+        return True
+    return False
+
+
+def _check_max_steps(stepper: Stepper, t_final: float | None, max_steps: int) -> None:
+    """Refuse up front a fixed step that would need more than `max_steps` steps."""
+    if stepper.adaptive or t_final is None:
+        return
+    needed = int(np.ceil(t_final / stepper.dt - 1e-9))
+    if needed > max_steps:
+        raise ValueError(
+            f"`dt`={stepper.dt:g} needs {needed} steps to reach t_end={t_final:g}, more than "
+            f"`max_steps`={max_steps}; use a larger dt, method='adaptive' or raise max_steps"
+        )
+
+
+def _attrs(
+    op: Operator, stepper: Stepper, method: str, t_end: Any, equilibrium_tol: float | None
+) -> dict[str, Any]:
+    grid = op.grid
+    attrs: dict[str, Any] = {
+        "title": "Fokker-Planck solution (fpsolver)",
+        "fpsolver_version": __version__,
+        "temperature": op.temperature,
+        "method": method,
+        "dt": stepper.dt,
+        "t_end": t_end,
+        "linear_solver": stepper.linear.kind if stepper.linear is not None else "expm_multiply",
+        "boundary": op.model.boundary.describe(grid.names),
+        "reversible": int(op.reversible),
+        "equilibrium_free_energy": op.equilibrium_free_energy,
+        **grid.to_attrs(),
+    }
+    if stepper.adaptive:
+        attrs.update(rtol=stepper.rtol, atol=stepper.atol)
+    if equilibrium_tol is not None:
+        attrs["equilibrium_tol"] = equilibrium_tol
+    return attrs
+
+
+def _final(attrs: dict[str, Any], stepper: Stepper) -> dict[str, Any]:
+    """`attrs` with the stepper's counters."""
+    out = dict(attrs, factorizations=stepper.factorizations, steps=stepper.steps)
+    if stepper.adaptive:
+        out["rejected_steps"] = stepper.rejected_steps
+    if stepper.linear is not None and stepper.linear.kind in ("cg", "amg"):
+        out["cg_iterations"] = stepper.linear.iterations
+    return out

@@ -1,0 +1,1 @@
+"""Layer 3: time integration (steppers, trackers, the loop). Imports core and discrete."""

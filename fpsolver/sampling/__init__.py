@@ -1,0 +1,2 @@
+"""Layer 3: particles (Euler–Maruyama) and their comparison with grid results.
+Imports core and discrete."""
