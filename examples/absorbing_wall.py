@@ -53,7 +53,6 @@ def main(argv: list[str] | None = None) -> list[Path]:
     print(
         f"survival at t = {t[-1]:g}: {survival[-1]:.3e}; absorbed {ds['absorbed'].values[-1]:.6f}"
     )
-    print(f"mass + absorbed - 1 = {survival[-1] + ds['absorbed'].values[-1] - 1:.1e}")
     print(
         f"∫ S dt = {integral:.4f}; Σ V p0 τ = {mean_tau:.4f} (MFPT from x = -1: "
         f"{float(tau.sel(x=-1.0, method='nearest')):.4f})"

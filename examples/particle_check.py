@@ -41,7 +41,7 @@ def figure(ds, parts, report, path: Path) -> Path:
     fig, axs = plt.subplots(1, 3, figsize=(13, 3.8), constrained_layout=True)
     t = float(report.time[-1])
     g = ds["p"].sel(time=t, method="nearest")
-    h = parts["density"].sel(time=t)
+    h = parts["p"].sel(time=t)
     vmax = float(max(g.max(), h.max()))
     for ax, da, title in ((axs[0], g, "grid density"), (axs[1], h, "particle histogram")):
         im = ax.pcolormesh(da["x"], da["y"], da.T, vmin=0, vmax=vmax, shading="auto")

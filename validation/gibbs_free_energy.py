@@ -35,7 +35,7 @@ from scipy.sparse.linalg import eigsh
 import fpsolver as fp
 from fpsolver.cli.demo import double_well_model
 from fpsolver.core.diagnostics import log_partition
-from fpsolver.discrete.sg import symmetric_generator
+
 
 n = 48 if quick() else 128
 model = double_well_model(n)
@@ -78,7 +78,7 @@ for dt in [0.01, 0.1, 1.0, 100.0]:
 # ## Late-time decay rate against the spectrum
 
 # %%
-S = symmetric_generator(model)
+S = model.operator.symmetric
 vals = np.sort(eigsh(S, k=3, sigma=1e-3, which="LM", return_eigenvectors=False))
 lam1 = -float(vals[-2])  # vals[-1] ≈ 0 is the Gibbs state
 t_long = 30.0 if quick() else 40.0

@@ -52,6 +52,8 @@ class Boundary:
 
 
 def _check_kind(kind: Any, where: str) -> str:
+    if kind == "periodic":
+        return kind  # checked against the grid's periodic axes in parse_boundary
     if not isinstance(kind, str) or kind not in BOUNDARY_KINDS:
         raise ValueError(
             f"`boundary` {where}: unknown condition {kind!r}; valid: {', '.join(BOUNDARY_KINDS)}"
@@ -68,7 +70,10 @@ def parse_boundary(grid: Grid, spec: Any) -> Boundary:
         The grid; its periodic axes get ``"periodic"`` on both sides.
     spec : str or mapping
         One kind for every wall, or a mapping from axis name to a kind or a
-        ``(lower, upper)`` pair. Axes left out are reflecting.
+        ``(lower, upper)`` pair. Axes left out are reflecting. Kinds:
+        ``"reflecting"``, ``"absorbing"``; ``"periodic"`` is accepted for
+        axes that the grid makes periodic (periodicity is set on the
+        :class:`~fpsolver.core.grid.Grid`) and is an error elsewhere.
 
     Examples
     --------
@@ -111,6 +116,12 @@ def parse_boundary(grid: Grid, spec: Any) -> Boundary:
         else:
             raise ValueError(
                 f"`boundary` axis {n!r}: expected a kind or a (lower, upper) pair, got {value!r}"
+            )
+        if "periodic" in (lo, hi) and not (per and lo == hi):
+            raise ValueError(
+                f"`boundary` axis {n!r}: periodicity is a property of the grid, not a wall "
+                f"condition; make the axis periodic with fp.Grid(..., periodic={n!r})"
+                + ("" if per else f" (axis {n!r} of this grid is bounded)")
             )
         if per:
             if n in explicit and "absorbing" in (lo, hi):

@@ -34,8 +34,11 @@ from typing import Any
 
 import numpy as np
 
+from .._version import __version__
 from ..core.grid import Grid, field_caller
+from ..core.initial import density_array
 from ..core.model import Model
+from ..core.schedule import SaveSchedule, positive, substeps
 
 __all__ = ["simulate_particles", "histogram_free_energy", "BLOCK_SIZE"]
 
@@ -131,108 +134,28 @@ def _cell_gradient(grid: Grid, values: np.ndarray, axis: int) -> np.ndarray:
 class _Dynamics:
     """Drift and noise of the model's Itô SDE, specialised once per model."""
 
-    def __init__(self, model: Model, dt: float) -> None:
-        grid = model.grid
-        nd = grid.ndim
-        names = grid.names
-        T = model.temperature
-        self.nd, self.T, self.dt = nd, T, dt
+    def __init__(self, model: Model) -> None:
+        self.nd, self.T = model.grid.ndim, model.temperature
+        self._grad, self.gradient_source = _energy_gradient(model)
+        self.k_const, self._mobility = _mobility_field(model)
+        self._force, self.f_const = _force_field(model)
 
-        # -- ∇E ---------------------------------------------------------
-        self.gradient_source = "none"
-        self._grad: Callable[[np.ndarray], list[Any]] | None = None
-        if model.energy_gradient is not None:
-            grad_call = field_caller(model.energy_gradient, names)
-            self._grad = lambda pos: _components(grad_call(pos), nd, "energy_gradient")
-            self.gradient_source = "analytic"
-        elif model.energy_function is not None:
-            e_call = field_caller(model.energy_function, names)
-            e_steps = [_EPS3 * max(1.0, float(np.max(np.abs(e)))) for e in grid.edges]
-            self._grad = lambda pos: _central_gradient(e_call, pos, e_steps)
-            self.gradient_source = "central differences"
-        elif np.ptp(model.energy) > 0:
-            grads = np.stack([_cell_gradient(grid, model.energy, a) for a in range(nd)])
-            interp = _CellInterpolator(grid, grads)
-            self._grad = lambda pos: list(interp(pos))
-            self.gradient_source = "findiff on cells, multilinear interpolation"
-
-        # -- K and ∇·K ----------------------------------------------------
-        cells = model.mobility_cells().reshape(nd, -1)
-        self.k_const: np.ndarray | None = None
-        self._mobility: Callable[[np.ndarray], tuple[list[Any], list[Any]]] | None = None
-        if model.mobility_function is None and np.all(cells == cells[:, :1]):
-            self.k_const = cells[:, 0].copy()
-        elif model.mobility_function is not None:
-            k_call = field_caller(model.mobility_function, names)
-            k_steps = [_EPS3 * max(1.0, float(np.max(np.abs(e)))) for e in grid.edges]
-
-            def mob(pos: np.ndarray) -> tuple[list[Any], list[Any]]:
-                k = _components_scalar_ok(k_call(pos), nd)
-                div = []
-                for a in range(nd):
-                    up = list(pos)
-                    dn = list(pos)
-                    up[a] = pos[a] + k_steps[a]
-                    dn[a] = pos[a] - k_steps[a]
-                    ku = _components_scalar_ok(k_call(up), nd)[a]
-                    kd = _components_scalar_ok(k_call(dn), nd)[a]
-                    div.append((np.asarray(ku) - np.asarray(kd)) / (2.0 * k_steps[a]))
-                return k, div
-
-            self._mobility = mob
-        else:
-            kc = model.mobility_cells()
-            divs = [_cell_gradient(grid, kc[a], a) for a in range(nd)]
-            interp_k = _CellInterpolator(grid, np.concatenate([kc, np.stack(divs)]))
-
-            def mob_cells(pos: np.ndarray) -> tuple[list[Any], list[Any]]:
-                v = interp_k(pos)
-                return list(v[:nd]), list(v[nd:])
-
-            self._mobility = mob_cells
-
-        # -- force ---------------------------------------------------------
-        self.f_const = np.zeros(nd)
-        self._force: Callable[[np.ndarray], list[Any]] | None = None
-        if model.force_function is not None:
-            f_call = field_caller(model.force_function, names)
-            self._force = lambda pos: _components(f_call(pos), nd, "force")
-        elif model.force_constant is not None:
-            self.f_const = np.asarray(model.force_constant, dtype=float).copy()
-
-        if self.k_const is not None:
-            self.sigma = np.sqrt(2.0 * T * self.k_const * dt)
-            self.sig2 = [float(s) ** 2 for s in self.sigma]
-            self.minus_kdt = -self.k_const * dt
-            self.const_shift = self.k_const * dt * self.f_const
-
-    def increment(self, pos: np.ndarray, noise: np.ndarray, tmp: np.ndarray) -> list[Any]:
-        """Advance `pos` (nd, m) in place by one step; `noise` holds N(0, 1) draws.
+    def increment(
+        self, pos: np.ndarray, noise: np.ndarray, tmp: np.ndarray, dt: float
+    ) -> list[Any]:
+        """Advance `pos` (nd, m) in place by one step `dt`; `noise` holds N(0, 1) draws.
 
         Returns the per-axis noise variance 2 T K dt of the step (scalars or
         arrays), which the absorbing-wall bridge test needs.
         """
-        nd = self.nd
         g = self._grad(pos) if self._grad is not None else None
         f = self._force(pos) if self._force is not None else None
         if self.k_const is not None:
-            for a in range(nd):
-                na = noise[a]
-                na *= self.sigma[a]
-                if g is not None:
-                    np.multiply(g[a], self.minus_kdt[a], out=tmp[a])
-                    na += tmp[a]
-                if f is not None:
-                    np.multiply(f[a], -self.minus_kdt[a], out=tmp[a])
-                    na += tmp[a]
-                elif self.const_shift[a] != 0.0:
-                    na += self.const_shift[a]
-                pos[a] += na
-            return self.sig2
+            return self._increment_constant(pos, noise, tmp, dt, g, f)
         k, div = self._mobility(pos)
-        dt, T = self.dt, self.T
+        T = self.T
         sig2 = []
-        for a in range(nd):
+        for a in range(self.nd):
             ka = np.asarray(k[a], dtype=float)
             drive = (f[a] if f is not None else self.f_const[a]) - (g[a] if g is not None else 0.0)
             drift = ka * drive + T * np.asarray(div[a])
@@ -242,6 +165,86 @@ class _Dynamics:
             noise[a] += dt * drift
             pos[a] += noise[a]
         return sig2
+
+    def _increment_constant(self, pos, noise, tmp, dt, g, f) -> list[Any]:
+        """The step for a constant diagonal mobility (no ∇·K term), in place."""
+        k = self.k_const
+        sig2 = [float(2.0 * self.T * ka * dt) for ka in k]
+        for a in range(self.nd):
+            na = noise[a]
+            na *= np.sqrt(sig2[a])
+            if g is not None:
+                np.multiply(g[a], -k[a] * dt, out=tmp[a])
+                na += tmp[a]
+            if f is not None:
+                np.multiply(f[a], k[a] * dt, out=tmp[a])
+                na += tmp[a]
+            elif self.f_const[a] != 0.0:
+                na += k[a] * dt * self.f_const[a]
+            pos[a] += na
+        return sig2
+
+
+def _energy_gradient(model: Model) -> tuple[Callable | None, str]:
+    """∇E at particle positions, and where it comes from."""
+    grid, nd, names = model.grid, model.grid.ndim, model.grid.names
+    if model.energy_gradient is not None:
+        grad_call = field_caller(model.energy_gradient, names)
+        return (lambda pos: _components(grad_call(pos), nd, "energy_gradient")), "analytic"
+    if model.energy_function is not None:
+        e_call = field_caller(model.energy_function, names)
+        e_steps = [_EPS3 * max(1.0, float(np.max(np.abs(e)))) for e in grid.edges]
+        return (lambda pos: _central_gradient(e_call, pos, e_steps)), "central differences"
+    if np.ptp(model.energy) > 0:
+        grads = np.stack([_cell_gradient(grid, model.energy, a) for a in range(nd)])
+        interp = _CellInterpolator(grid, grads)
+        return (lambda pos: list(interp(pos))), "findiff on cells, multilinear interpolation"
+    return None, "none"
+
+
+def _mobility_field(model: Model) -> tuple[np.ndarray | None, Callable | None]:
+    """A constant diagonal K, or a callable giving (K, ∇·K) at positions."""
+    grid, nd = model.grid, model.grid.ndim
+    cells = model.mobility_cells().reshape(nd, -1)
+    if model.mobility_function is None and np.all(cells == cells[:, :1]):
+        return cells[:, 0].copy(), None
+    if model.mobility_function is not None:
+        k_call = field_caller(model.mobility_function, grid.names)
+        k_steps = [_EPS3 * max(1.0, float(np.max(np.abs(e)))) for e in grid.edges]
+
+        def mob(pos: np.ndarray) -> tuple[list[Any], list[Any]]:
+            k = _components_scalar_ok(k_call(pos), nd)
+            div = []
+            for a in range(nd):
+                up, dn = list(pos), list(pos)
+                up[a] = pos[a] + k_steps[a]
+                dn[a] = pos[a] - k_steps[a]
+                ku = _components_scalar_ok(k_call(up), nd)[a]
+                kd = _components_scalar_ok(k_call(dn), nd)[a]
+                div.append((np.asarray(ku) - np.asarray(kd)) / (2.0 * k_steps[a]))
+            return k, div
+
+        return None, mob
+    kc = model.mobility_cells()
+    divs = [_cell_gradient(grid, kc[a], a) for a in range(nd)]
+    interp_k = _CellInterpolator(grid, np.concatenate([kc, np.stack(divs)]))
+
+    def mob_cells(pos: np.ndarray) -> tuple[list[Any], list[Any]]:
+        v = interp_k(pos)
+        return list(v[:nd]), list(v[nd:])
+
+    return None, mob_cells
+
+
+def _force_field(model: Model) -> tuple[Callable | None, np.ndarray]:
+    """A force callable at positions, or the constant force (zeros without one)."""
+    nd = model.grid.ndim
+    if model.force_function is not None:
+        f_call = field_caller(model.force_function, model.grid.names)
+        return (lambda pos: _components(f_call(pos), nd, "force")), np.zeros(nd)
+    if model.force_constant is not None:
+        return None, np.asarray(model.force_constant, dtype=float).copy()
+    return None, np.zeros(nd)
 
 
 def _components_scalar_ok(out: Any, nd: int) -> list[Any]:
@@ -316,9 +319,9 @@ class _Plan:
     model: Model
     dyn: _Dynamics
     walls: _Walls
-    dt: float
-    n_steps: int
-    save_steps: np.ndarray
+    steps: np.ndarray  # step sizes, landing exactly on every save time
+    ends: np.ndarray  # time at the end of each step
+    save_after: np.ndarray  # number of steps taken at each save (0: the start)
     n: int
     init_cdf: np.ndarray | None
     init_positions: np.ndarray | None
@@ -351,120 +354,136 @@ def _initial(plan: _Plan, rng: np.random.Generator, start: int, m: int) -> np.nd
     return pos
 
 
+class _Block:
+    """The particles of one block and their per-save reductions."""
+
+    def __init__(self, plan: _Plan, pos: np.ndarray) -> None:
+        nd, nsave = plan.model.grid.ndim, plan.save_after.size
+        self.grid = plan.model.grid
+        self.pos = pos
+        self.cells: list[np.ndarray] = []
+        self.alive = np.zeros(nsave, dtype=np.int64)
+        self.sum_x = np.zeros((nsave, nd))
+        self.sum_xx = np.zeros((nsave, nd, nd))
+        self.exit_t: list[np.ndarray] = []
+        self.exit_w: list[np.ndarray] = []
+
+    def save(self, s: int) -> None:
+        pos = self.pos
+        self.cells.append(self.grid.cell_index(pos).astype(np.int64))
+        self.alive[s] = pos.shape[1]
+        for a in range(pos.shape[0]):
+            self.sum_x[s, a] = np.sum(pos[a])
+            for c in range(a + 1):
+                self.sum_xx[s, a, c] = self.sum_xx[s, c, a] = np.sum(pos[a] * pos[c])
+
+    def result(self) -> _BlockResult:
+        while len(self.cells) < self.alive.size:  # everyone absorbed
+            self.cells.append(np.zeros(0, dtype=np.int64))
+        return _BlockResult(
+            self.cells,
+            self.alive,
+            self.sum_x,
+            self.sum_xx,
+            np.concatenate(self.exit_t) if self.exit_t else np.zeros(0),
+            np.concatenate(self.exit_w) if self.exit_w else np.zeros(0, dtype=np.int8),
+        )
+
+
+def _absorbed(
+    walls: _Walls, a: int, x: np.ndarray, old: np.ndarray, s2: Any, rng: np.random.Generator
+) -> list[np.ndarray | None]:
+    """Reflect on the reflecting sides of axis `a`; flag particles absorbed per side.
+
+    Besides particles that crossed an absorbing wall, one whose path may have
+    touched it between two positions inside is absorbed with the
+    Brownian-bridge probability exp(−2 d₀ d₁ / s²) (Gobet 2000, weak order 1).
+    """
+    lo, hi = walls.lo[a], walls.hi[a]
+    s_lo, s_hi = walls.sides[a]
+    if s_lo == "reflecting" and x.min() < lo:
+        np.copyto(x, 2.0 * lo - x, where=x < lo)
+    if s_hi == "reflecting" and x.max() > hi:
+        np.copyto(x, 2.0 * hi - x, where=x > hi)
+    hits: list[np.ndarray | None] = [None, None]
+    for side, kind in ((0, s_lo), (1, s_hi)):
+        if kind != "absorbing":
+            continue
+        wall = lo if side == 0 else hi
+        d1 = x - wall if side == 0 else wall - x
+        d0 = old - wall if side == 0 else wall - old
+        out = d1 <= 0.0
+        prod = d0 * d1
+        cand = np.flatnonzero(~out & (prod < 18.0 * float(np.max(s2))))
+        if cand.size:
+            s2c = s2[cand] if np.ndim(s2) else s2
+            hit = rng.random(cand.size) < np.exp(-2.0 * prod[cand] / s2c)
+            out[cand[hit]] = True
+        hits[side] = out
+    return hits
+
+
+def _apply_walls(
+    plan: _Plan, pos: np.ndarray, old: np.ndarray | None, sig2: list[Any], rng
+) -> np.ndarray | None:
+    """Fold, wrap or reflect every axis in place; the wall code (1 + 2a + side) of
+    each absorbed particle (0 for survivors), or None when nobody was absorbed."""
+    walls = plan.walls
+    kill = None
+    for a, sides in enumerate(walls.sides):
+        x, lo, hi = pos[a], walls.lo[a], walls.hi[a]
+        if sides == ("reflecting", "reflecting"):
+            if x.min() < lo or x.max() > hi:
+                _fold(x, lo, hi)
+        elif sides == ("periodic", "periodic"):
+            if x.min() < lo or x.max() >= hi:
+                _wrap(x, lo, hi)
+        else:
+            for side, out in enumerate(_absorbed(walls, a, x, old[a], sig2[a], rng)):
+                if out is not None and out.any():
+                    if kill is None:
+                        kill = np.zeros(x.size, dtype=np.int8)
+                    kill[out & (kill == 0)] = 1 + 2 * a + side
+    return kill if kill is not None and kill.any() else None
+
+
 def _run_block(plan: _Plan, b: int, seed: np.random.SeedSequence) -> _BlockResult:
-    grid = plan.model.grid
-    nd = grid.ndim
-    dyn, walls, dt = plan.dyn, plan.walls, plan.dt
+    nd = plan.model.grid.ndim
     rng = np.random.Generator(np.random.SFC64(seed))
     start = b * BLOCK_SIZE
     m = min(BLOCK_SIZE, plan.n - start)
-
-    pos_buf = np.empty(nd * m)
-    noise_buf = np.empty(nd * m)
-    tmp_buf = np.empty(nd * m)
-    old_buf = np.empty(nd * m) if walls.absorbing_axes else None
-    pos = pos_buf.reshape(nd, m)
-    pos[...] = _initial(plan, rng, start, m)
-
-    nsave = plan.save_steps.size
-    cells: list[np.ndarray] = []
-    alive = np.zeros(nsave, dtype=np.int64)
-    sum_x = np.zeros((nsave, nd))
-    sum_xx = np.zeros((nsave, nd, nd))
-    exit_t: list[np.ndarray] = []
-    exit_w: list[np.ndarray] = []
-
-    def save(s: int) -> None:
-        cells.append(grid.cell_index(pos).astype(np.int64))
-        alive[s] = pos.shape[1]
-        for a in range(nd):
-            sum_x[s, a] = np.sum(pos[a])
-            for c in range(a, nd):
-                sum_xx[s, a, c] = sum_xx[s, c, a] = np.sum(pos[a] * pos[c])
-
+    pos_buf, noise_buf, tmp_buf = np.empty(nd * m), np.empty(nd * m), np.empty(nd * m)
+    old_buf = np.empty(nd * m) if plan.walls.absorbing_axes else None
+    block = _Block(plan, pos_buf.reshape(nd, m))
+    block.pos[...] = _initial(plan, rng, start, m)
     si = 0
-    while si < nsave and plan.save_steps[si] == 0:
-        save(si)
+    while si < plan.save_after.size and plan.save_after[si] == 0:
+        block.save(si)
         si += 1
-
-    fold_axes = [a for a, s in enumerate(walls.sides) if s == ("reflecting", "reflecting")]
-    wrap_axes = [a for a, s in enumerate(walls.sides) if s == ("periodic", "periodic")]
-    mixed_axes = [a for a in range(nd) if a not in fold_axes and a not in wrap_axes]
-    lo, hi = walls.lo, walls.hi
-
-    for k in range(1, plan.n_steps + 1):
+    for k in range(1, plan.steps.size + 1):
         if m == 0:
             break
+        pos = block.pos
         noise = noise_buf[: nd * m].reshape(nd, m)
-        tmp = tmp_buf[: nd * m].reshape(nd, m)
         rng.standard_normal(out=noise_buf[: nd * m])
+        old = None
         if old_buf is not None:
             old = old_buf[: nd * m].reshape(nd, m)
             old[...] = pos
-        sig2 = dyn.increment(pos, noise, tmp)
-
-        for a in fold_axes:
-            x = pos[a]
-            if x.min() < lo[a] or x.max() > hi[a]:
-                _fold(x, lo[a], hi[a])
-        for a in wrap_axes:
-            x = pos[a]
-            if x.min() < lo[a] or x.max() >= hi[a]:
-                _wrap(x, lo[a], hi[a])
-        kill = None
-        for a in mixed_axes:
-            x = pos[a]
-            s_lo, s_hi = walls.sides[a]
-            if s_lo == "reflecting" and x.min() < lo[a]:
-                np.copyto(x, 2.0 * lo[a] - x, where=x < lo[a])
-            if s_hi == "reflecting" and x.max() > hi[a]:
-                np.copyto(x, 2.0 * hi[a] - x, where=x > hi[a])
-            for side, kind in ((0, s_lo), (1, s_hi)):
-                if kind != "absorbing":
-                    continue
-                wall = lo[a] if side == 0 else hi[a]
-                d1 = x - wall if side == 0 else wall - x
-                d0 = old[a] - wall if side == 0 else wall - old[a]
-                out = d1 <= 0.0
-                # Brownian-bridge test: the path may have touched the wall
-                # between two positions inside (Gobet 2000, weak order 1).
-                s2 = sig2[a]
-                s2max = float(np.max(s2))
-                prod = d0 * d1
-                cand = np.flatnonzero(~out & (prod < 18.0 * s2max))
-                if cand.size:
-                    s2c = s2[cand] if np.ndim(s2) else s2
-                    p_cross = np.exp(-2.0 * prod[cand] / s2c)
-                    hit = rng.random(cand.size) < p_cross
-                    out[cand[hit]] = True
-                if out.any():
-                    if kill is None:
-                        kill = np.zeros(m, dtype=np.int8)
-                    kill[out & (kill == 0)] = 1 + 2 * a + side
-        if kill is not None and kill.any():
+        sig2 = plan.dyn.increment(pos, noise, tmp_buf[: nd * m].reshape(nd, m), plan.steps[k - 1])
+        kill = _apply_walls(plan, pos, old, sig2, rng)
+        if kill is not None:
             dead = kill > 0
-            exit_t.append(np.full(int(dead.sum()), k * dt))
-            exit_w.append(kill[dead].astype(np.int8) - 1)
+            block.exit_t.append(np.full(int(dead.sum()), plan.ends[k - 1]))
+            block.exit_w.append(kill[dead].astype(np.int8) - 1)
             keep = pos[:, ~dead]
             m = keep.shape[1]
-            pos = pos_buf[: nd * m].reshape(nd, m)
-            pos[...] = keep
-
-        while si < nsave and plan.save_steps[si] == k:
-            save(si)
+            block.pos = pos_buf[: nd * m].reshape(nd, m)
+            block.pos[...] = keep
+        while si < plan.save_after.size and plan.save_after[si] == k:
+            block.save(si)
             si += 1
-    while si < nsave:  # everyone absorbed
-        cells.append(np.zeros(0, dtype=np.int64))
-        si += 1
-
-    return _BlockResult(
-        cells,
-        alive,
-        sum_x,
-        sum_xx,
-        np.concatenate(exit_t) if exit_t else np.zeros(0),
-        np.concatenate(exit_w) if exit_w else np.zeros(0, dtype=np.int8),
-    )
+    return block.result()
 
 
 # ---------------------------------------------------------------------------
@@ -531,42 +550,6 @@ def histogram_free_energy(
 # ---------------------------------------------------------------------------
 # the public function
 # ---------------------------------------------------------------------------
-def _save_schedule(
-    t_end: float, dt: float, save_every: float | None, save_at: Sequence[float] | None
-) -> tuple[int, np.ndarray]:
-    def steps_of(t: float, what: str) -> int:
-        k = round(t / dt)
-        if abs(t / dt - k) > 1e-6:
-            raise ValueError(f"`{what}`={t!r} is not a multiple of `dt`={dt!r}")
-        return int(k)
-
-    n_steps = steps_of(t_end, "t_end")
-    if save_every is not None and save_at is not None:
-        raise ValueError("give `save_every` or `save_at`, not both")
-    if save_at is not None:
-        times = np.atleast_1d(np.asarray(save_at, dtype=float))
-        if times.ndim != 1 or times.size == 0:
-            raise ValueError(
-                f"`save_at` must be a non-empty 1-D sequence of times, got {save_at!r}"
-            )
-        if np.any(times < 0) or np.any(times > t_end * (1 + 1e-12)):
-            raise ValueError(
-                f"`save_at` times must lie in [0, t_end={t_end}], got {times.tolist()}"
-            )
-        steps = np.unique([steps_of(float(t), "save_at") for t in times])
-    elif save_every is not None:
-        se = float(save_every)
-        if not se > 0:
-            raise ValueError(f"`save_every` must be positive, got {save_every!r}")
-        k = steps_of(se, "save_every")
-        if k == 0:
-            raise ValueError(f"`save_every`={se} is shorter than `dt`={dt}")
-        steps = np.unique(np.append(np.arange(0, n_steps + 1, k), n_steps))
-    else:
-        steps = np.array([0, n_steps])
-    return n_steps, np.unique(steps).astype(np.int64)
-
-
 def _is_positions(grid: Grid, p0: Any) -> bool:
     if callable(p0) or type(p0).__name__ == "DataArray":
         return False
@@ -574,10 +557,125 @@ def _is_positions(grid: Grid, p0: Any) -> bool:
     return len(shape) == 2 and shape[1] == grid.ndim and tuple(shape) != grid.shape
 
 
+def _plan_steps(
+    t_end: float, dt: float, save_every: float | None, save_at: Sequence[float] | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Step sizes, step end times, steps taken at each save, and the save times.
+
+    The same :class:`~fpsolver.core.schedule.SaveSchedule` as the grid
+    solver: 0 and `t_end` always, steps shortened to land on every save time.
+    """
+    if t_end == 0.0:
+        if save_every is not None or (save_at is not None and np.any(np.asarray(save_at) != 0)):
+            raise ValueError("with `t_end`=0 only the initial state can be saved")
+        return np.zeros(0), np.zeros(0), np.zeros(1, dtype=np.int64), np.zeros(1)
+    schedule = SaveSchedule(t_end, every=save_every, at=save_at)
+    steps: list[float] = []
+    ends: list[float] = []
+    save_after = [0]
+    t = 0.0
+    for target in schedule.targets():
+        hs = substeps(target - t, dt)
+        ends.extend(t + np.cumsum(hs[:-1]))
+        ends.append(target)  # land exactly
+        steps.extend(hs)
+        save_after.append(len(steps))
+        t = target
+    times = np.array([0.0, *schedule.targets()])
+    return np.array(steps), np.array(ends), np.array(save_after, dtype=np.int64), times
+
+
+def _initial_state(
+    grid: Grid, p0: Any, n: int | None
+) -> tuple[int, np.ndarray | None, np.ndarray | None]:
+    """The number of particles and either the initial cell CDF or the positions."""
+    if not _is_positions(grid, p0):
+        if n is None:
+            raise TypeError("`n` (the number of particles) is required when `p0` is a density")
+        w = (density_array(grid, p0, "p0") * grid.volumes).ravel()
+        cdf = np.cumsum(w)
+        return _count(n), cdf / cdf[-1], None
+    positions = np.array(p0, dtype=float)
+    n = positions.shape[0] if n is None else n
+    if _count(n) != positions.shape[0]:
+        raise ValueError(f"`n`={n} but {positions.shape[0]} positions were given")
+    if not np.all(np.isfinite(positions)):
+        raise ValueError("`p0` positions must be finite")
+    for a in range(grid.ndim):
+        x = positions[:, a]
+        lo, hi = grid.edges[a][0], grid.edges[a][-1]
+        if grid.periodic[a]:
+            positions[:, a] = lo + np.mod(x - lo, hi - lo)
+        elif np.any((x < lo) | (x > hi)):
+            raise ValueError(
+                f"`p0` positions on axis {grid.names[a]!r} must lie in [{lo}, {hi}]; "
+                f"got values in [{x.min():g}, {x.max():g}]"
+            )
+    return _count(n), None, positions
+
+
+def _count(n: Any, name: str = "n") -> int:
+    if isinstance(n, (bool, np.bool_)) or int(n) != n or int(n) < 1:
+        raise ValueError(f"`{name}` must be a positive integer, got {n!r}")
+    return int(n)
+
+
+def _batches(n_blocks: int, batch_size: int, workers: int) -> list[list[int]]:
+    """Blocks grouped into units of work (results do not depend on the grouping)."""
+    per_batch = max(1, -(-batch_size // BLOCK_SIZE))
+    if workers > 1:  # give every worker something to do
+        per_batch = min(per_batch, max(1, -(-n_blocks // workers)))
+    return [list(range(s, min(s + per_batch, n_blocks))) for s in range(0, n_blocks, per_batch)]
+
+
+def _run_blocks(
+    plan: _Plan, children: list, batches: list[list[int]], workers: int, progress: bool | None
+) -> tuple[np.ndarray, list[_BlockResult]]:
+    """Run every block; histogram counts per save and the per-block reductions."""
+    size, nsave = plan.model.grid.size, plan.save_after.size
+    counts = np.zeros((nsave, size), dtype=np.int64)
+    results: list[Any] = [None] * len(children)
+    lock = threading.Lock()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(children), desc="particle blocks", unit="block")
+
+    def run_batch(blocks: list[int]) -> None:
+        for b in blocks:
+            r = _run_block(plan, b, children[b])
+            with lock:
+                for s in range(nsave):
+                    c = r.cells[s]
+                    if c.size * 4 >= size:
+                        counts[s] += np.bincount(c, minlength=size)
+                    elif c.size:
+                        np.add.at(counts[s], c, 1)
+                r.cells = []
+                results[b] = r
+                if bar is not None:
+                    bar.update(1)
+
+    try:
+        if workers == 1 or len(batches) == 1:
+            for batch in batches:
+                run_batch(batch)
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                for fut in [pool.submit(run_batch, batch) for batch in batches]:
+                    fut.result()
+    finally:
+        if bar is not None:
+            bar.close()
+    return counts, results
+
+
 def simulate_particles(
     model: Model,
     p0: Any,
     n: int | None = None,
+    *,
     t_end: float = 1.0,
     dt: float = 1e-3,
     save_every: float | None = None,
@@ -609,15 +707,19 @@ def simulate_particles(
     n : int
         Number of particles (optional when positions are given).
     t_end : float
-        Final time; a multiple of `dt`.
+        Final time (0: only the initial state).
     dt : float
         Time step. Euler–Maruyama has weak order 1: choose `dt` so that the
         O(dt) bias is well below the sampling noise (halve it and compare).
+        Steps land exactly on every save time (the step before one is
+        shortened, as in :func:`fpsolver.solve`; see
+        :class:`fpsolver.SaveSchedule`).
     save_every : float, optional
-        Save histograms and moments every `save_every` (a multiple of `dt`),
-        from 0 to `t_end`. Default: at 0 and `t_end` only.
+        Save histograms and moments every `save_every`, from 0 to `t_end`.
+        Default: at 0 and `t_end` only.
     save_at : sequence of float, optional
-        Explicit save times (multiples of `dt`) instead of `save_every`.
+        Explicit save times instead of `save_every` (0 and `t_end` are
+        always saved).
     seed : int or SeedSequence, optional
         Seed of the run. None draws fresh entropy, recorded in the result's
         ``attrs["seed"]`` so the run can be repeated.
@@ -632,10 +734,11 @@ def simulate_particles(
     Returns
     -------
     xarray.Dataset
-        On the grid's cells and the saved times: ``density`` (count / (N V),
-        so absorbed particles are missing mass, as on the grid), ``count``,
-        ``survival`` (fraction not yet absorbed), ``mean`` and
-        ``covariance`` of the surviving particles, ``mean_energy``
+        On the grid's cells and the saved times, with the names of the
+        grid results (:func:`fpsolver.solve`): ``p`` (count / (N V), so
+        absorbed particles are missing mass, as on the grid), ``count``,
+        ``mass`` (fraction not yet absorbed), ``mean`` and ``covariance``
+        of the surviving particles, ``mean_energy``
         (Σ c E_i / N on the cells), ``entropy`` and ``free_energy``
         (⟨E⟩ − T Ĥ with the Miller–Madow correction (m − 1)/(2N), m
         occupied cells; see :func:`histogram_free_energy`) and
@@ -643,7 +746,8 @@ def simulate_particles(
         ``exit_wall`` (``"<axis>:lower"``/``"<axis>:upper"`` index into
         ``attrs["walls"]``) for absorbed particles. Attributes: n, dt,
         seed, method, temperature, block size and the grid
-        (:meth:`Grid.to_attrs`).
+        (:meth:`Grid.to_attrs`). Deprecated duplicates kept for one
+        release: ``density`` (= ``p``) and ``survival`` (= ``mass``).
 
     Notes
     -----
@@ -673,199 +777,39 @@ def simulate_particles(
     [0.0, 0.25, 0.5]
     >>> parts["count"].sum(dim="x").values.tolist()
     [4000, 4000, 4000]
+    >>> float(parts["mass"][-1])
+    1.0
     >>> bool(abs(float(parts["mean"][-1, 0]) - 2.0 * 0.6065) < 0.05)
     True
     """
-    import xarray as xr
-
-    from .._version import __version__
-    from ..core.initial import density_array
-
     if not isinstance(model, Model):
         raise TypeError(f"`model` must be an fpsolver.FokkerPlanck, got {type(model).__name__}")
-    grid = model.grid
-    nd = grid.ndim
-    try:
-        dt = float(dt)
-        t_end = float(t_end)
-    except (TypeError, ValueError):
-        raise TypeError(f"`dt` and `t_end` must be numbers, got {dt!r}, {t_end!r}") from None
-    if not (np.isfinite(dt) and dt > 0):
-        raise ValueError(f"`dt` must be positive and finite, got {dt}")
-    if not (np.isfinite(t_end) and t_end >= 0):
-        raise ValueError(f"`t_end` must be non-negative and finite, got {t_end}")
-    n_steps, save_steps = _save_schedule(t_end, dt, save_every, save_at)
-
-    init_cdf = init_positions = None
-    if _is_positions(grid, p0):
-        init_positions = np.array(p0, dtype=float)
-        if n is None:
-            n = init_positions.shape[0]
-        if int(n) != init_positions.shape[0]:
-            raise ValueError(f"`n`={n} but {init_positions.shape[0]} positions were given")
-        if not np.all(np.isfinite(init_positions)):
-            raise ValueError("`p0` positions must be finite")
-        for a in range(nd):
-            x = init_positions[:, a]
-            lo, hi = grid.edges[a][0], grid.edges[a][-1]
-            if grid.periodic[a]:
-                init_positions[:, a] = lo + np.mod(x - lo, hi - lo)
-            elif np.any((x < lo) | (x > hi)):
-                raise ValueError(
-                    f"`p0` positions on axis {grid.names[a]!r} must lie in [{lo}, {hi}]; "
-                    f"got values in [{x.min():g}, {x.max():g}]"
-                )
-    else:
-        p = density_array(grid, p0, "p0")
-        w = (p * grid.volumes).ravel()
-        init_cdf = np.cumsum(w)
-        init_cdf /= init_cdf[-1]
-    if n is None:
-        raise TypeError("`n` (the number of particles) is required when `p0` is a density")
-    if isinstance(n, (bool, np.bool_)) or int(n) != n or int(n) < 1:
-        raise ValueError(f"`n` must be a positive integer, got {n!r}")
-    n = int(n)
-    if int(workers) != workers or workers < 1:
-        raise ValueError(f"`workers` must be a positive integer, got {workers!r}")
-    if int(batch_size) != batch_size or batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}")
+    dt = positive(dt, "dt")
+    if not (isinstance(t_end, (int, float, np.floating)) and np.isfinite(t_end) and t_end >= 0):
+        raise ValueError(f"`t_end` must be a non-negative finite number, got {t_end!r}")
+    t_end = float(t_end)
+    steps, ends, save_after, times = _plan_steps(t_end, dt, save_every, save_at)
+    n, init_cdf, init_positions = _initial_state(model.grid, p0, n)
+    workers = _count(workers, "workers")
+    batch_size = _count(batch_size, "batch_size")
 
     ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     n_blocks = -(-n // BLOCK_SIZE)
     children = ss.spawn(n_blocks)
-    per_batch = max(1, -(-int(batch_size) // BLOCK_SIZE))
-    if workers > 1:  # give every worker something to do
-        per_batch = min(per_batch, max(1, -(-n_blocks // int(workers))))
-    batches = [list(range(s, min(s + per_batch, n_blocks))) for s in range(0, n_blocks, per_batch)]
-
     plan = _Plan(
         model,
-        _Dynamics(model, dt),
+        _Dynamics(model),
         _Walls.of(model),
-        dt,
-        n_steps,
-        save_steps,
+        steps,
+        ends,
+        save_after,
         n,
         init_cdf,
         init_positions,
     )
-    nsave = save_steps.size
-    counts = np.zeros((nsave, grid.size), dtype=np.int64)
-    results: list[_BlockResult | None] = [None] * n_blocks
-    lock = threading.Lock()
-
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=n_blocks, desc="particle blocks", unit="block")
-
-    def run_batch(blocks: list[int]) -> None:
-        for b in blocks:
-            r = _run_block(plan, b, children[b])
-            with lock:
-                for s in range(nsave):
-                    c = r.cells[s]
-                    if c.size * 4 >= grid.size:
-                        counts[s] += np.bincount(c, minlength=grid.size)
-                    elif c.size:
-                        np.add.at(counts[s], c, 1)
-                r.cells = []
-                results[b] = r
-                if bar is not None:
-                    bar.update(1)
-
-    try:
-        if workers == 1 or len(batches) == 1:
-            for batch in batches:
-                run_batch(batch)
-        else:
-            with ThreadPoolExecutor(max_workers=int(workers)) as pool:
-                for fut in [pool.submit(run_batch, batch) for batch in batches]:
-                    fut.result()
-    finally:
-        if bar is not None:
-            bar.close()
-
-    # combine per-block reductions in block order (bit-reproducible)
-    alive = np.zeros(nsave, dtype=np.int64)
-    sum_x = np.zeros((nsave, nd))
-    sum_xx = np.zeros((nsave, nd, nd))
-    for r in results:
-        alive += r.alive
-        sum_x += r.sum_x
-        sum_xx += r.sum_xx
-    exit_time = np.concatenate([r.exit_time for r in results])
-    exit_wall = np.concatenate([r.exit_wall for r in results])
-
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = sum_x / alive[:, None]
-        cov = (sum_xx - alive[:, None, None] * mean[:, :, None] * mean[:, None, :]) / (
-            alive[:, None, None] - 1
-        )
-    times = save_steps * dt
-    fe = [
-        histogram_free_energy(counts[s], n, grid.volumes, model.energy, model.temperature)
-        for s in range(nsave)
-    ]
-    count_arr = counts.reshape((nsave, *grid.shape))
-    dims = ("time", *grid.names)
-    coords: dict[str, Any] = {"time": ("time", times, {"long_name": "time"})}
-    coords.update(grid.coords())
-    coords["axis"] = ("axis", list(grid.names))
-    coords["axis2"] = ("axis2", list(grid.names))
-    walls = [f"{name}:{side}" for name in grid.names for side in ("lower", "upper")]
-    data = {
-        "density": (
-            dims,
-            count_arr / (n * grid.volumes),
-            {"long_name": "particle histogram density", "units": "1/volume"},
-        ),
-        "count": (dims, count_arr, {"long_name": "particles per cell"}),
-        "energy": (grid.names, np.array(model.energy), {"long_name": "cell energy E_i"}),
-        "survival": (
-            "time",
-            alive / n,
-            {"long_name": "fraction of particles not yet absorbed"},
-        ),
-        "mean": (("time", "axis"), mean, {"long_name": "mean position of surviving particles"}),
-        "covariance": (
-            ("time", "axis", "axis2"),
-            cov,
-            {"long_name": "sample covariance of surviving particles"},
-        ),
-        "mean_energy": (
-            "time",
-            np.array([f[3] for f in fe]),
-            {"long_name": "mean energy, sum of count*E_i/N over cells"},
-        ),
-        "entropy": (
-            "time",
-            np.array([f[2] for f in fe]),
-            {"long_name": "histogram entropy with Miller-Madow correction"},
-        ),
-        "free_energy": (
-            "time",
-            np.array([f[0] for f in fe]),
-            {"long_name": "free energy <E> - T H (Miller-Madow corrected entropy)"},
-        ),
-        "free_energy_se": (
-            "time",
-            np.array([f[1] for f in fe]),
-            {"long_name": "standard error of the free energy (delta method)"},
-        ),
-        "occupied_cells": ("time", np.array([f[4] for f in fe]), {"long_name": "occupied cells"}),
-        "exit_time": (
-            "exit",
-            exit_time,
-            {"long_name": "absorption time (end of the step)"},
-        ),
-        "exit_wall": (
-            "exit",
-            exit_wall,
-            {"long_name": "index into attrs['walls'] of the absorbing wall"},
-        ),
-    }
+    counts, results = _run_blocks(
+        plan, children, _batches(n_blocks, batch_size, workers), workers, progress
+    )
     seed_attr: Any = ss.entropy
     if not (isinstance(seed_attr, (int, np.integer)) and 0 <= int(seed_attr) < 2**63):
         seed_attr = str(seed_attr)
@@ -880,8 +824,78 @@ def simulate_particles(
         "block_size": BLOCK_SIZE,
         "gradient": plan.dyn.gradient_source,
         "entropy_correction": "miller-madow (m-1)/(2N)",
-        "walls": " ".join(walls),
         "fpsolver_version": __version__,
     }
-    attrs.update(grid.to_attrs())
+    return _particle_dataset(model, times, counts, results, attrs)
+
+
+def _particle_dataset(
+    model: Model, times: np.ndarray, counts: np.ndarray, results: list, attrs: dict[str, Any]
+):
+    """The particle result: histograms, moments and free energies per saved time."""
+    import xarray as xr
+
+    grid, n, nsave = model.grid, attrs["n"], times.size
+    alive = sum(r.alive for r in results)
+    sum_x = sum(r.sum_x for r in results)
+    sum_xx = sum(r.sum_xx for r in results)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = sum_x / alive[:, None]
+        cov = (sum_xx - alive[:, None, None] * mean[:, :, None] * mean[:, None, :]) / (
+            alive[:, None, None] - 1
+        )
+    fe = np.array(
+        [
+            histogram_free_energy(counts[s], n, grid.volumes, model.energy, model.temperature)
+            for s in range(nsave)
+        ]
+    )
+    count_arr = counts.reshape((nsave, *grid.shape))
+    dims = ("time", *grid.names)
+    coords: dict[str, Any] = {"time": ("time", times, {"long_name": "time"})}
+    coords.update(grid.coords())
+    coords["axis"] = ("axis", list(grid.names))
+    coords["axis2"] = ("axis2", list(grid.names))
+    walls = [f"{name}:{side}" for name in grid.names for side in ("lower", "upper")]
+    density = count_arr / (n * grid.volumes)
+    survival = alive / n
+    data = {
+        "p": (dims, density, {"long_name": "particle histogram density", "units": "1/volume"}),
+        "count": (dims, count_arr, {"long_name": "particles per cell"}),
+        "energy": (grid.names, np.array(model.energy), {"long_name": "cell energy E_i"}),
+        "mass": ("time", survival, {"long_name": "fraction of particles not yet absorbed"}),
+        "mean": (("time", "axis"), mean, {"long_name": "mean position of surviving particles"}),
+        "covariance": (
+            ("time", "axis", "axis2"),
+            cov,
+            {"long_name": "sample covariance of surviving particles"},
+        ),
+        "mean_energy": ("time", fe[:, 3], {"long_name": "mean energy, sum of count*E_i/N"}),
+        "entropy": ("time", fe[:, 2], {"long_name": "histogram entropy, Miller-Madow corrected"}),
+        "free_energy": (
+            "time",
+            fe[:, 0],
+            {"long_name": "free energy <E> - T H (Miller-Madow corrected entropy)"},
+        ),
+        "free_energy_se": (
+            "time",
+            fe[:, 1],
+            {"long_name": "standard error of the free energy (delta method)"},
+        ),
+        "occupied_cells": ("time", fe[:, 4].astype(int), {"long_name": "occupied cells"}),
+        "exit_time": (
+            "exit",
+            np.concatenate([r.exit_time for r in results]),
+            {"long_name": "absorption time (end of the step)"},
+        ),
+        "exit_wall": (
+            "exit",
+            np.concatenate([r.exit_wall for r in results]),
+            {"long_name": "index into attrs['walls'] of the absorbing wall"},
+        ),
+        # deprecated names, kept for one release
+        "density": (dims, density, {"long_name": "deprecated: use p", "units": "1/volume"}),
+        "survival": ("time", survival, {"long_name": "deprecated: use mass"}),
+    }
+    attrs = dict(attrs, walls=" ".join(walls), **grid.to_attrs())
     return xr.Dataset(data, coords=coords, attrs=attrs)
