@@ -36,7 +36,6 @@ import fpsolver as fp
 from fpsolver.cli.demo import double_well_model
 from fpsolver.core.diagnostics import log_partition
 
-
 n = 48 if quick() else 128
 model = double_well_model(n)
 grid = model.grid
