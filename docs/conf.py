@@ -8,18 +8,23 @@ Three pages are filled in at read time from what exists in the repository,
 so the build stays warning-free as modules, examples and validation results
 come and go:
 
-- ``api``: one section per importable ``fpsolver`` module;
+- ``api``: one section per importable ``fpsolver`` module, subpackages too;
 - ``examples``: every ``examples/*.py`` script and ``*.toml`` config, with
   its figure when one is committed under ``docs/images/``;
 - ``validation``: every validation notebook, with its figures when they are
   committed under ``validation/figures/`` and the report when
   ``validation/REPORT.md`` exists.
+
+The ``architecture`` page includes two tables that
+``docs/_scripts/architecture.py`` writes to ``docs/_generated/`` at every
+build (the layers, and every module measured), so they stay true.
 """
 
 from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 import json
 import pkgutil
 import re
@@ -46,7 +51,7 @@ extensions = [
     "numpydoc",
 ]
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
-exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+exclude_patterns = ["_build", "_generated", "_scripts", "Thumbs.db", ".DS_Store"]
 root_doc = "index"
 
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
@@ -67,34 +72,85 @@ html_theme_options = {
     "fixed_sidebar": True,
 }
 
+
 # --------------------------------------------------------------------------
-# API reference: every importable module, grouped; new modules appear in
-# "Other modules" until they are given a group here.
+# Architecture: the layer table and the measured modules, written at every
+# build by the same script the architecture test reads its layers from.
+def _architecture_script():
+    path = DOCS / "_scripts" / "architecture.py"
+    spec = importlib.util.spec_from_file_location("_fpsolver_architecture", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+_architecture_script().write(DOCS / "_generated")
+
+
+# --------------------------------------------------------------------------
+# API reference: every importable module, grouped by layer; new modules appear
+# in "Other modules" until they are given a group here. A package's own entry
+# shows its docstring; its modules document the members.
 API_GROUPS = [
-    ("Grids and models", ["grid", "model", "boundary", "initial"]),
-    ("Discretisation and diagnostics", ["discretization", "diagnostics", "analytic"]),
-    ("Time stepping and results", ["solve", "steppers", "linsolve", "trackers", "io"]),
-    ("Particles and statistics", ["particles", "compare"]),
     (
-        "Stationary states, spectra, first passage, Lyapunov functions",
-        ["stationary", "spectral", "passage", "lyapunov"],
+        "Physics: grids, models, initial densities (`fpsolver.core`)",
+        ["core", "core.grid", "core.model", "core.boundary", "core.initial", "core.schedule",
+         "core.diagnostics", "core.analytic"],
     ),
-    ("Plotting, configs and the command line", ["plotting", "config", "expr", "cli", "demo"]),
-]
+    (
+        "The discretised operator (`fpsolver.discrete`)",
+        ["discrete", "discrete.operator", "discrete.sg", "discrete.nullspace",
+         "discrete.linsolve"],
+    ),
+    (
+        "Time integration (`fpsolver.integrate`)",
+        ["integrate", "integrate.driver", "integrate.steppers", "integrate.trackers"],
+    ),
+    (
+        "Stationary states, spectra, first passage, Lyapunov functions (`fpsolver.analysis`)",
+        ["analysis", "analysis.stationary", "analysis.spectrum", "analysis.passage",
+         "analysis.lyapunov"],
+    ),
+    (
+        "Particles and statistics (`fpsolver.sampling`)",
+        ["sampling", "sampling.particles", "sampling.compare"],
+    ),
+    ("Results on disk", ["io"]),
+    ("The model class and solve (`fpsolver.api`)", ["api", "api.fokker_planck", "api.runs"]),
+    ("Plotting", ["plotting"]),
+    (
+        "Configs and the command line (`fpsolver.cli`)",
+        ["cli", "cli.app", "cli.config", "cli.expr", "cli.demo"],
+    ),
+]  # fmt: skip
 
 
-def _public_modules() -> list[str]:
-    names = []
-    for info in pkgutil.iter_modules(fpsolver.__path__):
-        if info.name.startswith("_"):
+def _public_modules() -> dict[str, bool]:
+    """Importable public module names (without ``fpsolver.``) → whether each is a package."""
+    found = {}
+    for info in pkgutil.walk_packages(fpsolver.__path__, prefix="fpsolver."):
+        if any(part.startswith("_") for part in info.name.split(".")):
             continue
         try:
-            importlib.import_module(f"fpsolver.{info.name}")
+            importlib.import_module(info.name)
         except Exception as err:  # a broken module is the test suite's business
-            print(f"[fpsolver docs] skipping fpsolver.{info.name}: {err!r}")
+            print(f"[fpsolver docs] skipping {info.name}: {err!r}")
             continue
-        names.append(info.name)
-    return sorted(names)
+        found[info.name.removeprefix("fpsolver.")] = info.ispkg
+    return dict(sorted(found.items()))
+
+
+def _reexported(name: str) -> list[str]:
+    """Classes and functions in the ``__all__`` of module `name` that another module defines."""
+    module = importlib.import_module(name)
+    out = []
+    for member in getattr(module, "__all__", []):
+        obj = getattr(module, member, None)
+        defined = getattr(obj, "__module__", name) if callable(obj) else name
+        if defined != name:
+            out.append(member)
+    return out
 
 
 def _api_page() -> str:
@@ -109,7 +165,7 @@ def _api_page() -> str:
     for name in fpsolver.__all__:
         obj = getattr(fpsolver, name)
         mod = getattr(obj, "__module__", None)
-        if callable(obj) and mod and mod.split(".")[-1] in modules:
+        if callable(obj) and mod and mod.removeprefix("fpsolver.") in modules:
             exported.append(f"{mod}.{obj.__qualname__}")
     lines = [
         "The names most programs need are exported at the top level",
@@ -127,15 +183,13 @@ def _api_page() -> str:
             continue
         lines += [f"## {title}", ""]
         for m in mods:
-            lines += [
-                f"### `fpsolver.{m}`",
-                "",
-                "```{eval-rst}",
-                f".. automodule:: fpsolver.{m}",
-                "   :members:",
-                "```",
-                "",
-            ]
+            lines += [f"### `fpsolver.{m}`", "", "```{eval-rst}", f".. automodule:: fpsolver.{m}"]
+            if not modules[m]:  # a package's members are documented in its modules
+                lines.append("   :members:")
+                reexported = _reexported(f"fpsolver.{m}")
+                if reexported:  # documented where they are defined
+                    lines.append(f"   :exclude-members: {', '.join(reexported)}")
+            lines += ["```", ""]
     return "\n".join(lines)
 
 

@@ -15,7 +15,17 @@ import fpsolver
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-PAGES = ["index", "installation", "quickstart", "theory", "guide", "examples", "validation", "api"]
+PAGES = [
+    "index",
+    "installation",
+    "quickstart",
+    "theory",
+    "guide",
+    "examples",
+    "validation",
+    "api",
+    "architecture",
+]
 
 pytest.importorskip("sphinx")
 pytest.importorskip("myst_parser")
@@ -74,14 +84,27 @@ def test_theory_states_the_scheme_and_its_proofs(built):
 
 def test_api_reference_covers_every_public_module(built):
     html = (built[1] / "api.html").read_text()
-    public = [m.name for m in pkgutil.iter_modules(fpsolver.__path__) if not m.name.startswith("_")]
-    assert "grid" in public and "model" in public
+    public = [
+        m.name
+        for m in pkgutil.walk_packages(fpsolver.__path__, prefix="fpsolver.")
+        if not any(part.startswith("_") for part in m.name.split("."))
+    ]
+    assert "fpsolver.core.grid" in public and "fpsolver.discrete.operator" in public
     for name in public:
-        assert f'id="module-fpsolver.{name}"' in html, f"fpsolver.{name} not in the API reference"
+        assert f'id="module-{name}"' in html, f"{name} not in the API reference"
     # the top-level exports are documented objects with their own anchors
-    for name in ["Grid", "FokkerPlanck"]:
+    exports = ["Grid", "Model", "FokkerPlanck", "Operator", "discretize", "SaveSchedule", "solve"]
+    for name in exports:
         obj = getattr(fpsolver, name)
-        assert f'id="{obj.__module__}.{name}"' in html
+        assert f'id="{obj.__module__}.{name}"' in html, f"fp.{name} has no entry"
+
+
+def test_architecture_page_shows_the_measured_tables(built):
+    text = _text(built[1] / "architecture.html")
+    for phrase in ["fpsolver.discrete.operator", "fpsolver.sampling", "longest function"]:
+        assert phrase in text, f"architecture page lacks {phrase!r}"
+    for name in ["fpsolver.api.runs", "fpsolver.cli.app"]:
+        assert name in text, f"the measured table lacks {name}"
 
 
 def test_gallery_lists_every_example(built):
