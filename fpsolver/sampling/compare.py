@@ -5,8 +5,9 @@ a particle result (from :func:`fpsolver.simulate_particles`) on the same
 cells, at every saved time common to both, and asks: are the particle
 counts a plausible sample of the grid density? It relies only on the
 result contracts: ``p``, ``time`` and ``free_energy`` of the grid result,
-``count``, ``survival``, ``mean``, ``covariance``, ``free_energy`` and
-``free_energy_se`` of the particle result, and the grid attributes of both.
+``count``, ``mass``, ``mean``, ``covariance``, ``free_energy`` and
+``free_energy_se`` of the particle result (``survival`` instead of ``mass``
+in results saved by earlier releases), and the grid attributes of both.
 
 The chi-square test treats the grid density as exact. Discretisation error
 of the grid and the O(dt) weak error of Euler–Maruyama both show up as a
@@ -16,11 +17,16 @@ sqrt(2·dof) in the statistic) before reading a p-value as a verdict.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..core.diagnostics import moments
 from ..core.grid import Grid
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 __all__ = ["compare", "merge_bins"]
 
@@ -92,20 +98,18 @@ def merge_bins(expected: np.ndarray, minimum: float = MIN_EXPECTED) -> np.ndarra
 def _grid_moments(grid: Grid, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Mean, variance (with the within-cell h²/12 term), 4th central moment, mass."""
     V = grid.volumes
+    centers = [grid._along(a, grid.centers[a]) for a in range(grid.ndim)]
+    widths = [grid._along(a, grid.widths[a]) for a in range(grid.ndim)]
+    mean, cov = moments(V, centers, widths, p)
     w = V * p
     mass = float(w.sum())
-    mean = np.empty(grid.ndim)
-    var = np.empty(grid.ndim)
     mu4 = np.empty(grid.ndim)
     for a in range(grid.ndim):
-        x = grid._along(a, grid.centers[a])
-        h2 = grid._along(a, grid.widths[a] ** 2)
-        mean[a] = float(np.sum(w * x)) / mass
-        d = x - mean[a]
-        var[a] = float(np.sum(w * (d**2 + h2 / 12.0))) / mass
+        d = centers[a] - mean[a]
+        h2 = widths[a] ** 2
         # uniform-in-cell 4th moment: d⁴ + d² h²/2 + h⁴/80
         mu4[a] = float(np.sum(w * (d**4 + d**2 * h2 / 2.0 + h2**2 / 80.0))) / mass
-    return mean, var, mu4, mass
+    return mean, np.diag(cov).copy(), mu4, mass
 
 
 def _null_free_energy(
@@ -143,7 +147,7 @@ def _null_free_energy(
     return bias, float(np.sqrt(max(var, 0.0)))
 
 
-def compare(grid_result: Any, particle_result: Any):
+def compare(grid_result: Any, particle_result: Any) -> xr.Dataset:
     """Compare a grid solution with a particle histogram, time by time.
 
     Parameters
@@ -152,7 +156,9 @@ def compare(grid_result: Any, particle_result: Any):
         Result of :meth:`FokkerPlanck.solve` (``p`` with dims
         ``("time", *axes)``, ``free_energy``, grid attributes).
     particle_result : xarray.Dataset
-        Result of :func:`fpsolver.simulate_particles` on the same grid.
+        Result of :func:`fpsolver.simulate_particles` on the same grid
+        (``count`` and ``mass``; ``survival`` is read when ``mass`` is
+        absent, as in results saved by earlier releases).
 
     Returns
     -------
@@ -205,27 +211,97 @@ def compare(grid_result: Any, particle_result: Any):
     (True, True)
     """
     import xarray as xr
-    from scipy import stats
 
-    for name, ds, need in (
-        ("grid_result", grid_result, ("p",)),
-        ("particle_result", particle_result, ("count", "survival")),
+    _check_inputs(grid_result, particle_result)
+    grid = _common_grid(grid_result, particle_result)
+    n = int(particle_result.attrs["n"])
+    pairs = _common_times(grid_result["time"].values, particle_result["time"].values)
+    data = _Inputs.read(grid, n, grid_result, particle_result)
+    rows: dict[str, list[Any]] = {k: [] for k in _DESCRIPTIONS}
+    for i, j in pairs:
+        for k, v in _row(data, i, j).items():
+            rows[k].append(v)
+    times = np.asarray(particle_result["time"].values, dtype=float)[[j for _, j in pairs]]
+    variables = {}
+    for k, v in rows.items():
+        dims = ("time", "axis") if k in ("mean_z", "var_z") else ("time",)
+        variables[k] = (dims, np.asarray(v), {"long_name": _DESCRIPTIONS[k]})
+    attrs = {
+        "n": n,
+        "min_expected": MIN_EXPECTED,
+        "test": "pearson chi-square against the grid density",
+    }
+    attrs.update(grid.to_attrs())
+    coords = {"time": ("time", times), "axis": ("axis", list(grid.names))}
+    return xr.Dataset(variables, coords=coords, attrs=attrs)
+
+
+#: The report's variables, in order, with their long names.
+_DESCRIPTIONS = {
+    "l1": "L1 distance sum V|p - p_hat|",
+    "l1_noise": "expected L1 distance from sampling noise alone",
+    "hellinger": "Hellinger distance",
+    "chi2": "Pearson chi-square statistic (merged cells, expected >= 5)",
+    "dof": "degrees of freedom of the chi-square test",
+    "p_value": "chi-square p-value",
+    "mean_z": "z-score of the particle mean per axis",
+    "var_z": "z-score of the particle variance per axis",
+    "survival_grid": "grid mass (survival)",
+    "survival_particles": "fraction of particles not absorbed",
+    "survival_z": "z-score of the particle survival",
+    "free_energy_grid": "grid free energy",
+    "free_energy_particles": "particle free energy (Miller-Madow corrected)",
+    "free_energy_diff": "particle minus grid free energy",
+    "free_energy_bias": "expected particle-minus-grid difference from finite N alone",
+    "free_energy_se": "standard error of the particle free energy if the grid is exact",
+    "free_energy_z": "(difference - bias) / standard error",
+}
+
+#: Particle variables renamed to match the grid result: new name → old name.
+_RENAMED = {"mass": "survival", "p": "density"}
+
+
+def _particle_var(ds: Any, name: str) -> Any:
+    """Variable `name` of a particle result, or its name in the previous release."""
+    if name in ds or name not in _RENAMED:
+        return ds[name]
+    return ds[_RENAMED[name]]
+
+
+def _check_inputs(grid_result: Any, particle_result: Any) -> None:
+    """Both arguments are Datasets holding the variables that compare reads."""
+    import xarray as xr
+
+    for name, ds, need, renamed in (
+        ("grid_result", grid_result, ("p",), {}),
+        ("particle_result", particle_result, ("count", "mass"), _RENAMED),
     ):
         if not isinstance(ds, xr.Dataset):
             raise TypeError(f"`{name}` must be an xarray.Dataset, got {type(ds).__name__}")
-        missing = [v for v in need if v not in ds]
+        missing = []
+        for v in need:
+            old = renamed.get(v)
+            if v not in ds and (old is None or old not in ds):
+                missing.append(v if old is None else f"{v} (or {old})")
         if missing:
             raise ValueError(f"`{name}` lacks the variables {missing}")
+
+
+def _common_grid(grid_result: Any, particle_result: Any) -> Grid:
+    """The grid of both results; they must be on the same one."""
     grid = Grid.from_attrs(grid_result.attrs)
     pgrid = Grid.from_attrs(particle_result.attrs)
     if grid != pgrid:
         raise ValueError(
             f"the results are on different grids: grid_result {grid!r}, particle_result {pgrid!r}"
         )
-    n = int(particle_result.attrs["n"])
+    return grid
 
-    tg = np.asarray(grid_result["time"].values, dtype=float)
-    tp = np.asarray(particle_result["time"].values, dtype=float)
+
+def _common_times(grid_times: Any, particle_times: Any) -> list[tuple[int, int]]:
+    """Index pairs (grid, particles) of the saved times the two results share."""
+    tg = np.asarray(grid_times, dtype=float)
+    tp = np.asarray(particle_times, dtype=float)
     scale = max(float(np.max(np.abs(tg))) if tg.size else 0.0, 1.0)
     pairs = []
     for j, t in enumerate(tp):
@@ -237,142 +313,140 @@ def compare(grid_result: Any, particle_result: Any):
             f"no common saved time: grid_result has {tg.tolist()[:6]}…, "
             f"particle_result has {tp.tolist()[:6]}…"
         )
+    return pairs
 
-    V = grid.volumes
-    nd = grid.ndim
-    p_all = grid_result["p"].transpose("time", *grid.names).values
-    c_all = particle_result["count"].transpose("time", *grid.names).values
-    surv_p = np.asarray(particle_result["survival"].values, dtype=float)
-    has_mean = "mean" in particle_result and "covariance" in particle_result
-    fe_grid = grid_result["free_energy"].values if "free_energy" in grid_result else None
-    fe_part = particle_result["free_energy"].values if "free_energy" in particle_result else None
-    energy = None
-    if "energy" in particle_result:
-        energy = particle_result["energy"].transpose(*grid.names).values
-    temperature = float(particle_result.attrs.get("temperature", np.nan))
-    fe_se = (
-        particle_result["free_energy_se"].values if "free_energy_se" in particle_result else None
-    )
 
-    rows: dict[str, list[Any]] = {
-        k: []
-        for k in (
-            "l1",
-            "l1_noise",
-            "hellinger",
-            "chi2",
-            "dof",
-            "p_value",
-            "mean_z",
-            "var_z",
-            "survival_grid",
-            "survival_particles",
-            "survival_z",
-            "free_energy_grid",
-            "free_energy_particles",
-            "free_energy_diff",
-            "free_energy_bias",
-            "free_energy_se",
-            "free_energy_z",
+def _values(ds: Any, name: str) -> np.ndarray | None:
+    """``ds[name].values``, or None when `ds` has no such variable."""
+    return ds[name].values if name in ds else None
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """What :func:`compare` reads from the two results, as numpy arrays."""
+
+    grid: Grid
+    n: int
+    p: np.ndarray  # grid density, ("time", *axes)
+    count: np.ndarray  # particle counts, ("time", *axes)
+    survival: np.ndarray  # particle fraction not absorbed, ("time",)
+    mean: np.ndarray | None  # particle mean, ("time", "axis")
+    covariance: np.ndarray | None  # particle covariance, ("time", "axis", "axis2")
+    fe_grid: np.ndarray | None
+    fe_particles: np.ndarray | None
+    fe_se: np.ndarray | None
+    energy: np.ndarray | None  # on the cells, for the null free-energy statistics
+    temperature: float
+
+    @classmethod
+    def read(cls, grid: Grid, n: int, grid_result: Any, particle_result: Any) -> _Inputs:
+        """Read the arrays of both results (on `grid`, with `n` particles)."""
+        has_mean = "mean" in particle_result and "covariance" in particle_result
+        energy = None
+        if "energy" in particle_result:
+            energy = particle_result["energy"].transpose(*grid.names).values
+        return cls(
+            grid=grid,
+            n=n,
+            p=grid_result["p"].transpose("time", *grid.names).values,
+            count=particle_result["count"].transpose("time", *grid.names).values,
+            survival=np.asarray(_particle_var(particle_result, "mass").values, dtype=float),
+            mean=particle_result["mean"].values if has_mean else None,
+            covariance=particle_result["covariance"].values if has_mean else None,
+            fe_grid=_values(grid_result, "free_energy"),
+            fe_particles=_values(particle_result, "free_energy"),
+            fe_se=_values(particle_result, "free_energy_se"),
+            energy=energy,
+            temperature=float(particle_result.attrs.get("temperature", np.nan)),
         )
+
+
+def _row(data: _Inputs, i: int, j: int) -> dict[str, Any]:
+    """All statistics of grid time `i` against particle time `j`."""
+    V = data.grid.volumes
+    n = data.n
+    p = np.clip(data.p[i], 0.0, None)
+    c = data.count[j].astype(float)
+    mass = float(np.sum(V * p))
+    phat = c / (n * V)
+    row: dict[str, Any] = {
+        "l1": float(np.sum(V * np.abs(p - phat))),
+        "hellinger": float(np.sqrt(0.5 * np.sum(V * (np.sqrt(p) - np.sqrt(phat)) ** 2))),
     }
-    for i, j in pairs:
-        p = np.clip(p_all[i], 0.0, None)
-        c = c_all[j].astype(float)
-        phat = c / (n * V)
-        rows["l1"].append(float(np.sum(V * np.abs(p - phat))))
-        rows["hellinger"].append(
-            float(np.sqrt(0.5 * np.sum(V * (np.sqrt(p) - np.sqrt(phat)) ** 2)))
-        )
-        mass = float(np.sum(V * p))
-        e = (n * V * p).ravel()
-        obs = c.ravel()
-        absorbed_obs = n - float(c.sum())
-        absorbed_exp = n * max(1.0 - mass, 0.0)
-        if absorbed_obs > 0 or absorbed_exp > 1e-9 * n:
-            e = np.append(e, absorbed_exp)
-            obs = np.append(obs, absorbed_obs)
-        e *= n / e.sum()  # the grid's mass error is not the particles' fault
-        rows["l1_noise"].append(
-            float(np.sum(np.sqrt(2.0 * e[: V.size] * np.clip(1 - e[: V.size] / n, 0, 1) / np.pi)))
-            / n
-        )
-        labels = merge_bins(e)
-        eg = np.bincount(labels, e)
-        og = np.bincount(labels, obs)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            terms = np.where(eg > 0, (og - eg) ** 2 / eg, np.where(og > 0, np.inf, 0.0))
-        stat = float(terms.sum())
-        dof = int(eg.size - 1)
-        rows["chi2"].append(stat)
-        rows["dof"].append(dof)
-        rows["p_value"].append(float(stats.chi2.sf(stat, dof)) if dof > 0 else float("nan"))
+    row.update(_chi_square(V, p, c, n, mass))
+    row.update(_survival(mass, float(data.survival[j]), n))
+    row.update(_moment_z(data, p, float(c.sum()), mass, j))
+    row.update(_free_energy(data, p, i, j))
+    return row
 
-        s_grid = mass
-        s_part = float(surv_p[j])
-        rows["survival_grid"].append(s_grid)
-        rows["survival_particles"].append(s_part)
-        if s_part == 1.0 and abs(1.0 - s_grid) < 1e-9:
-            rows["survival_z"].append(0.0)  # nothing absorbed on either side
-        else:
-            s_c = min(max(s_grid, 1.0 / n), 1.0 - 1.0 / n)
-            rows["survival_z"].append((s_part - s_grid) / np.sqrt(s_c * (1.0 - s_c) / n))
 
-        alive = float(c.sum())
-        if has_mean and alive > 1 and mass > 0:
-            gmean, gvar, gmu4, _ = _grid_moments(grid, p)
-            pmean = particle_result["mean"].values[j]
-            pcov = particle_result["covariance"].values[j]
-            pvar = np.diag(pcov)
-            rows["mean_z"].append((pmean - gmean) / np.sqrt(pvar / alive))
-            rows["var_z"].append((pvar - gvar) / np.sqrt(np.maximum(gmu4 - gvar**2, 0) / alive))
-        else:
-            rows["mean_z"].append(np.full(nd, np.nan))
-            rows["var_z"].append(np.full(nd, np.nan))
+def _chi_square(V: np.ndarray, p: np.ndarray, c: np.ndarray, n: int, mass: float) -> dict:
+    """Pearson's test of the counts (and the absorbed count) against N·p·V; ``l1_noise``."""
+    from scipy import stats
 
-        fg = float(fe_grid[i]) if fe_grid is not None else float("nan")
-        fp_ = float(fe_part[j]) if fe_part is not None else float("nan")
-        if energy is not None:
-            bias, se = _null_free_energy(p * V, energy, V, temperature, n)
-        else:
-            bias, se = 0.0, float(fe_se[j]) if fe_se is not None else float("nan")
-        rows["free_energy_grid"].append(fg)
-        rows["free_energy_particles"].append(fp_)
-        rows["free_energy_diff"].append(fp_ - fg)
-        rows["free_energy_bias"].append(bias)
-        rows["free_energy_se"].append(se)
-        rows["free_energy_z"].append((fp_ - fg - bias) / se if se > 0 else float("nan"))
-
-    times = tp[[j for _, j in pairs]]
-    desc = {
-        "l1": "L1 distance sum V|p - p_hat|",
-        "l1_noise": "expected L1 distance from sampling noise alone",
-        "hellinger": "Hellinger distance",
-        "chi2": "Pearson chi-square statistic (merged cells, expected >= 5)",
-        "dof": "degrees of freedom of the chi-square test",
-        "p_value": "chi-square p-value",
-        "mean_z": "z-score of the particle mean per axis",
-        "var_z": "z-score of the particle variance per axis",
-        "survival_grid": "grid mass (survival)",
-        "survival_particles": "fraction of particles not absorbed",
-        "survival_z": "z-score of the particle survival",
-        "free_energy_grid": "grid free energy",
-        "free_energy_particles": "particle free energy (Miller-Madow corrected)",
-        "free_energy_diff": "particle minus grid free energy",
-        "free_energy_bias": "expected particle-minus-grid difference from finite N alone",
-        "free_energy_se": "standard error of the particle free energy if the grid is exact",
-        "free_energy_z": "(difference - bias) / standard error",
+    e = (n * V * p).ravel()
+    obs = c.ravel()
+    absorbed_obs = n - float(c.sum())
+    absorbed_exp = n * max(1.0 - mass, 0.0)
+    if absorbed_obs > 0 or absorbed_exp > 1e-9 * n:
+        e = np.append(e, absorbed_exp)
+        obs = np.append(obs, absorbed_obs)
+    e *= n / e.sum()  # the grid's mass error is not the particles' fault
+    cells = e[: V.size]
+    l1_noise = float(np.sum(np.sqrt(2.0 * cells * np.clip(1 - cells / n, 0, 1) / np.pi))) / n
+    labels = merge_bins(e)
+    eg = np.bincount(labels, e)
+    og = np.bincount(labels, obs)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(eg > 0, (og - eg) ** 2 / eg, np.where(og > 0, np.inf, 0.0))
+    stat = float(terms.sum())
+    dof = int(eg.size - 1)
+    return {
+        "l1_noise": l1_noise,
+        "chi2": stat,
+        "dof": dof,
+        "p_value": float(stats.chi2.sf(stat, dof)) if dof > 0 else float("nan"),
     }
-    data = {}
-    for k, v in rows.items():
-        dims = ("time", "axis") if k in ("mean_z", "var_z") else ("time",)
-        data[k] = (dims, np.asarray(v), {"long_name": desc[k]})
-    attrs = {
-        "n": n,
-        "min_expected": MIN_EXPECTED,
-        "test": "pearson chi-square against the grid density",
+
+
+def _survival(s_grid: float, s_part: float, n: int) -> dict[str, float]:
+    """Grid mass and particle survival, and the binomial z-score of their difference."""
+    if s_part == 1.0 and abs(1.0 - s_grid) < 1e-9:
+        z = 0.0  # nothing absorbed on either side
+    else:
+        s_c = min(max(s_grid, 1.0 / n), 1.0 - 1.0 / n)
+        z = (s_part - s_grid) / np.sqrt(s_c * (1.0 - s_c) / n)
+    return {"survival_grid": s_grid, "survival_particles": s_part, "survival_z": z}
+
+
+def _moment_z(data: _Inputs, p: np.ndarray, alive: float, mass: float, j: int) -> dict:
+    """z-scores of the particle mean and variance per axis (NaN when undefined)."""
+    if data.mean is None or data.covariance is None or not (alive > 1 and mass > 0):
+        nd = data.grid.ndim
+        return {"mean_z": np.full(nd, np.nan), "var_z": np.full(nd, np.nan)}
+    gmean, gvar, gmu4, _ = _grid_moments(data.grid, p)
+    pmean = data.mean[j]
+    pvar = np.diag(data.covariance[j])
+    return {
+        "mean_z": (pmean - gmean) / np.sqrt(pvar / alive),
+        "var_z": (pvar - gvar) / np.sqrt(np.maximum(gmu4 - gvar**2, 0) / alive),
     }
-    attrs.update(grid.to_attrs())
-    return xr.Dataset(
-        data, coords={"time": ("time", times), "axis": ("axis", list(grid.names))}, attrs=attrs
-    )
+
+
+def _free_energy(data: _Inputs, p: np.ndarray, i: int, j: int) -> dict[str, float]:
+    """Grid and particle free energies, their difference and its null bias and error."""
+    V = data.grid.volumes
+    fg = float(data.fe_grid[i]) if data.fe_grid is not None else float("nan")
+    fp_ = float(data.fe_particles[j]) if data.fe_particles is not None else float("nan")
+    if data.energy is not None:
+        bias, se = _null_free_energy(p * V, data.energy, V, data.temperature, data.n)
+    else:
+        bias, se = 0.0, float(data.fe_se[j]) if data.fe_se is not None else float("nan")
+    return {
+        "free_energy_grid": fg,
+        "free_energy_particles": fp_,
+        "free_energy_diff": fp_ - fg,
+        "free_energy_bias": bias,
+        "free_energy_se": se,
+        "free_energy_z": (fp_ - fg - bias) / se if se > 0 else float("nan"),
+    }
