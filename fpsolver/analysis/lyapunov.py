@@ -37,13 +37,16 @@ p_ss = N(0, Σ) with A Σ + Σ Aᵀ = 2 T I, so E_eff = (T/2) xᵀ Σ⁻¹ x + c
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..core.grid import Grid
 from ..core.model import Model, _positive_scalar
 from ..discrete.operator import Operator
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 __all__ = ["lyapunov"]
 
@@ -82,7 +85,7 @@ def lyapunov(
     temperature: float,
     diffusion: float | Sequence[float] | Callable[..., Any] | None = None,
     boundary: str | dict[str, Any] = "reflecting",
-):
+) -> xr.Dataset:
     """An effective energy that the drift `f` decreases, and the split of `f`.
 
     Builds ``FokkerPlanck.from_drift(grid, drift, diffusion, boundary)``,
@@ -148,61 +151,89 @@ def lyapunov(
     >>> float(abs(ds["circulation_x"]).max()) > 1  # the rotation is the circulation part
     True
     """
+    import xarray as xr
+
     if not isinstance(grid, Grid):
         raise TypeError(f"`grid` must be an fpsolver.Grid, got {type(grid).__name__}")
     T = _positive_scalar(temperature, "temperature")
     if diffusion is None:
         diffusion = T
-    if not callable(drift):
-        f = np.asarray(drift, dtype=float) if np.ndim(drift) else np.atleast_1d(drift)
-        if f.shape != (grid.ndim,):
-            raise ValueError(
-                f"`drift` must be a callable or a constant vector with one component per "
-                f"axis {grid.names} (shape ({grid.ndim},)); got an array of shape {f.shape}"
-            )
+    _check_drift(grid, drift)
     model = Model.from_drift(grid, drift, diffusion, boundary)
     op = Operator(model)
     p = np.asarray(op.stationary_direct)
     energy = -T * np.log(np.maximum(p, _TINY))
+    data, flow = _fields(model, drift, energy, p, T)
+    return xr.Dataset(
+        data,
+        attrs={"temperature": T, **_flow_summary(op, p, flow), **grid.to_attrs()},
+    )
 
+
+def _check_drift(grid: Grid, drift: Any) -> None:
+    """A constant drift must have one component per axis."""
+    if callable(drift):
+        return
+    f = np.asarray(drift, dtype=float) if np.ndim(drift) else np.atleast_1d(drift)
+    if f.shape != (grid.ndim,):
+        raise ValueError(
+            f"`drift` must be a callable or a constant vector with one component per "
+            f"axis {grid.names} (shape ({grid.ndim},)); got an array of shape {f.shape}"
+        )
+
+
+def _cell_array(
+    grid: Grid, values: np.ndarray, name: str, long_name: str, units: str = ""
+) -> xr.DataArray:
+    """`values` on the cells of `grid` as a named DataArray."""
+    import xarray as xr
+
+    return xr.DataArray(
+        np.asarray(values, dtype=float),
+        dims=grid.names,
+        coords=grid.coords(),
+        name=name,
+        attrs={"long_name": long_name, "units": units},
+    )
+
+
+def _fields(
+    model: Model, drift: Any, energy: np.ndarray, p: np.ndarray, T: float
+) -> tuple[dict[str, Any], np.ndarray]:
+    """The Dataset variables of :func:`lyapunov`, and f·∇E_eff on the cells."""
+    grid = model.grid
     mesh = grid.mesh()
     if callable(drift):
         fcomp = model.evaluate_components(drift, mesh, "drift", False)
     else:
         fcomp = [np.full(grid.shape, float(v)) for v in np.asarray(drift, dtype=float)]
     dcomp = model.diffusion_at(mesh)
-
-    data: dict[str, Any] = {}
-    coords = grid.coords()
-
-    def wrap(values: np.ndarray, name: str, long_name: str, units: str = ""):
-        import xarray as xr
-
-        return xr.DataArray(
-            np.asarray(values, dtype=float),
-            dims=grid.names,
-            coords=coords,
-            name=name,
-            attrs={"long_name": long_name, "units": units},
-        )
-
-    data["energy"] = wrap(energy, "energy", "effective energy -T ln p_ss", "energy")
-    data["p_ss"] = wrap(p, "p_ss", "stationary density", "1/volume")
+    data: dict[str, Any] = {
+        "energy": _cell_array(grid, energy, "energy", "effective energy -T ln p_ss", "energy"),
+        "p_ss": _cell_array(grid, p, "p_ss", "stationary density", "1/volume"),
+    }
     flow = np.zeros(grid.shape)
     for a, name in enumerate(grid.names):
         dE = _gradient(grid, energy, a)
         f_a = np.broadcast_to(fcomp[a], grid.shape)
         grad = -np.broadcast_to(dcomp[a], grid.shape) * dE / T
-        data[f"drift_{name}"] = wrap(f_a, f"drift_{name}", f"drift f along {name}")
-        data[f"gradient_{name}"] = wrap(
-            grad, f"gradient_{name}", f"gradient part -D dE/d{name} / T of the drift"
+        data[f"drift_{name}"] = _cell_array(grid, f_a, f"drift_{name}", f"drift f along {name}")
+        data[f"gradient_{name}"] = _cell_array(
+            grid, grad, f"gradient_{name}", f"gradient part -D dE/d{name} / T of the drift"
         )
-        data[f"circulation_{name}"] = wrap(
-            f_a - grad, f"circulation_{name}", f"circulation part v along {name}"
+        data[f"circulation_{name}"] = _cell_array(
+            grid, f_a - grad, f"circulation_{name}", f"circulation part v along {name}"
         )
         flow += f_a * dE
-    data["flow_derivative"] = wrap(flow, "flow_derivative", "f . grad E_eff", "energy/time")
+    data["flow_derivative"] = _cell_array(
+        grid, flow, "flow_derivative", "f . grad E_eff", "energy/time"
+    )
+    return data, flow
 
+
+def _flow_summary(op: Operator, p: np.ndarray, flow: np.ndarray) -> dict[str, float]:
+    """How well p_ss is stationary, and where E_eff decreases along the flow."""
+    grid = op.model.grid
     L = op.generator
     pf = p.ravel()
     div = np.abs(L @ pf)
@@ -213,17 +244,9 @@ def lyapunov(
     fi = flow[inner]
     wi = (grid.volumes * p)[inner]
     peak = float(np.max(np.abs(fi))) or 1.0
-
-    import xarray as xr
-
-    return xr.Dataset(
-        data,
-        attrs={
-            "temperature": T,
-            "divergence_residual": float(np.max(div)) / scale,
-            "decrease_fraction": float(np.mean(fi <= 0)),
-            "decrease_mass": float(np.sum(wi * (fi <= 0)) / np.sum(wi)) if wi.sum() > 0 else 0.0,
-            "max_flow_derivative": float(np.max(fi)) / peak,
-            **grid.to_attrs(),
-        },
-    )
+    return {
+        "divergence_residual": float(np.max(div)) / scale,
+        "decrease_fraction": float(np.mean(fi <= 0)),
+        "decrease_mass": float(np.sum(wi * (fi <= 0)) / np.sum(wi)) if wi.sum() > 0 else 0.0,
+        "max_flow_derivative": float(np.max(fi)) / peak,
+    }
