@@ -31,6 +31,7 @@ import importlib
 import operator
 import re
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -383,102 +384,139 @@ def _contains_pow(node: ast.AST) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class _Scope:
+    """What checking a node needs besides the node itself."""
+
+    name: str  # what the expression describes, for messages
+    variables: set[str]
+    constants: set[str]
+    used: set[str]  # collects the variables met
+
+
 def _check(
     node: ast.AST, name: str, variables: set[str], constants: set[str], used: set[str], depth: int
 ) -> None:
+    """Reject any node outside the whitelist; add the variables met to `used`."""
+    _check_node(node, _Scope(name, variables, constants, used), depth)
+
+
+def _check_node(node: ast.AST, scope: _Scope, depth: int) -> None:
     if depth > MAX_DEPTH:
-        raise ExpressionError(f"{name}: expression is nested too deeply (limit {MAX_DEPTH})")
-    d = depth + 1
-    if isinstance(node, ast.Constant):
-        if isinstance(node.value, complex):
-            raise ExpressionError(f"{name}: complex numbers are not allowed ({node.value!r})")
-        if isinstance(node.value, (str, bytes)):
-            raise ExpressionError(f"{name}: strings are not allowed (at {_snippet(node)!r})")
-        _check_number(node.value, f"{name}: constant {_snippet(node)}")
-        return
-    if isinstance(node, ast.Name):
-        ident = node.id
-        if ident.startswith("_"):
-            raise ExpressionError(
-                f"{name}: name {ident!r} is not allowed (no private/dunder names)"
-            )
-        if ident in variables:
-            used.add(ident)
+        raise ExpressionError(f"{scope.name}: expression is nested too deeply (limit {MAX_DEPTH})")
+    for kind, checker in _CHECKERS:
+        if isinstance(node, kind):
+            checker(node, scope, depth + 1)
             return
-        if ident in constants:
-            return
-        if ident in FUNCTIONS:
-            raise ExpressionError(f"{name}: function {ident!r} must be called, e.g. {ident}(x)")
-        valid = sorted(variables) + sorted(constants)
-        raise ExpressionError(f"{name}: unknown name {ident!r}; valid names: {', '.join(valid)}")
-    if isinstance(node, ast.BinOp):
-        op = type(node.op)
-        if op not in _BINOPS and op not in _LOGIC:
-            raise ExpressionError(
-                f"{name}: operator {type(node.op).__name__} is not allowed (in {_snippet(node)!r})"
-            )
-        if op is ast.Pow:
-            if _contains_pow(node.right):
-                raise ExpressionError(
-                    f"{name}: exponent towers are not allowed (in {_snippet(node)!r}); "
-                    "a power may not contain another power or exp in its exponent"
-                )
-            value = _constant_value(node.right)
-            if value is not None and not abs(value) <= MAX_EXPONENT:
-                raise ExpressionError(
-                    f"{name}: exponent {value:g} is too large (limit ±{MAX_EXPONENT:g}) "
-                    f"in {_snippet(node)!r}"
-                )
-        _check(node.left, name, variables, constants, used, d)
-        _check(node.right, name, variables, constants, used, d)
-        return
-    if isinstance(node, ast.UnaryOp):
-        if type(node.op) not in _UNARY:
-            raise ExpressionError(
-                f"{name}: unary operator {type(node.op).__name__} is not allowed "
-                f"(in {_snippet(node)!r})"
-            )
-        _check(node.operand, name, variables, constants, used, d)
-        return
-    if isinstance(node, ast.Compare):
-        for op in node.ops:
-            if type(op) not in _COMPARE:
-                raise ExpressionError(
-                    f"{name}: comparison {type(op).__name__} is not allowed (in {_snippet(node)!r})"
-                )
-        _check(node.left, name, variables, constants, used, d)
-        for comp in node.comparators:
-            _check(comp, name, variables, constants, used, d)
-        return
-    if isinstance(node, ast.Call):
-        func = node.func
-        if not isinstance(func, ast.Name):
-            what = "attribute access" if isinstance(func, ast.Attribute) else "calls of expressions"
-            raise ExpressionError(
-                f"{name}: not allowed: {what} (at {_snippet(func)!r}); "
-                f"callable functions: {', '.join(sorted(FUNCTIONS))}"
-            )
-        if func.id not in FUNCTIONS:
-            raise ExpressionError(
-                f"{name}: calling {func.id!r} is not allowed; "
-                f"callable functions: {', '.join(sorted(FUNCTIONS))}"
-            )
-        if node.keywords:
-            raise ExpressionError(f"{name}: keyword arguments are not allowed in {func.id}()")
-        nargs = FUNCTIONS[func.id][1]
-        if len(node.args) != nargs:
-            raise ExpressionError(
-                f"{name}: {func.id}() takes {nargs} argument{'s' if nargs > 1 else ''}, "
-                f"got {len(node.args)}"
-            )
-        for arg in node.args:
-            _check(arg, name, variables, constants, used, d)
-        return
     word = _NODE_WORDS.get(type(node), f"{type(node).__name__} nodes")
     text = _snippet(node)
     if isinstance(node, ast.Attribute):
         text = "." + node.attr
-    raise ExpressionError(f"{name}: not allowed: {word} (at {text!r})")
+    raise ExpressionError(f"{scope.name}: not allowed: {word} (at {text!r})")
+
+
+def _check_constant(node: ast.Constant, scope: _Scope, depth: int) -> None:
+    name = scope.name
+    if isinstance(node.value, complex):
+        raise ExpressionError(f"{name}: complex numbers are not allowed ({node.value!r})")
+    if isinstance(node.value, (str, bytes)):
+        raise ExpressionError(f"{name}: strings are not allowed (at {_snippet(node)!r})")
+    _check_number(node.value, f"{name}: constant {_snippet(node)}")
+
+
+def _check_name(node: ast.Name, scope: _Scope, depth: int) -> None:
+    name, ident = scope.name, node.id
+    if ident.startswith("_"):
+        raise ExpressionError(f"{name}: name {ident!r} is not allowed (no private/dunder names)")
+    if ident in scope.variables:
+        scope.used.add(ident)
+        return
+    if ident in scope.constants:
+        return
+    if ident in FUNCTIONS:
+        raise ExpressionError(f"{name}: function {ident!r} must be called, e.g. {ident}(x)")
+    valid = sorted(scope.variables) + sorted(scope.constants)
+    raise ExpressionError(f"{name}: unknown name {ident!r}; valid names: {', '.join(valid)}")
+
+
+def _check_binop(node: ast.BinOp, scope: _Scope, depth: int) -> None:
+    name = scope.name
+    op = type(node.op)
+    if op not in _BINOPS and op not in _LOGIC:
+        raise ExpressionError(
+            f"{name}: operator {type(node.op).__name__} is not allowed (in {_snippet(node)!r})"
+        )
+    if op is ast.Pow:
+        if _contains_pow(node.right):
+            raise ExpressionError(
+                f"{name}: exponent towers are not allowed (in {_snippet(node)!r}); "
+                "a power may not contain another power or exp in its exponent"
+            )
+        value = _constant_value(node.right)
+        if value is not None and not abs(value) <= MAX_EXPONENT:
+            raise ExpressionError(
+                f"{name}: exponent {value:g} is too large (limit ±{MAX_EXPONENT:g}) "
+                f"in {_snippet(node)!r}"
+            )
+    _check_node(node.left, scope, depth)
+    _check_node(node.right, scope, depth)
+
+
+def _check_unary(node: ast.UnaryOp, scope: _Scope, depth: int) -> None:
+    if type(node.op) not in _UNARY:
+        raise ExpressionError(
+            f"{scope.name}: unary operator {type(node.op).__name__} is not allowed "
+            f"(in {_snippet(node)!r})"
+        )
+    _check_node(node.operand, scope, depth)
+
+
+def _check_compare(node: ast.Compare, scope: _Scope, depth: int) -> None:
+    for op in node.ops:
+        if type(op) not in _COMPARE:
+            raise ExpressionError(
+                f"{scope.name}: comparison {type(op).__name__} is not allowed "
+                f"(in {_snippet(node)!r})"
+            )
+    _check_node(node.left, scope, depth)
+    for comp in node.comparators:
+        _check_node(comp, scope, depth)
+
+
+def _check_call(node: ast.Call, scope: _Scope, depth: int) -> None:
+    name, func = scope.name, node.func
+    if not isinstance(func, ast.Name):
+        what = "attribute access" if isinstance(func, ast.Attribute) else "calls of expressions"
+        raise ExpressionError(
+            f"{name}: not allowed: {what} (at {_snippet(func)!r}); "
+            f"callable functions: {', '.join(sorted(FUNCTIONS))}"
+        )
+    if func.id not in FUNCTIONS:
+        raise ExpressionError(
+            f"{name}: calling {func.id!r} is not allowed; "
+            f"callable functions: {', '.join(sorted(FUNCTIONS))}"
+        )
+    if node.keywords:
+        raise ExpressionError(f"{name}: keyword arguments are not allowed in {func.id}()")
+    nargs = FUNCTIONS[func.id][1]
+    if len(node.args) != nargs:
+        raise ExpressionError(
+            f"{name}: {func.id}() takes {nargs} argument{'s' if nargs > 1 else ''}, "
+            f"got {len(node.args)}"
+        )
+    for arg in node.args:
+        _check_node(arg, scope, depth)
+
+
+#: Node types an expression may contain, with their checks (in the order tried).
+_CHECKERS: tuple[tuple[type, Callable[[Any, _Scope, int], None]], ...] = (
+    (ast.Constant, _check_constant),
+    (ast.Name, _check_name),
+    (ast.BinOp, _check_binop),
+    (ast.UnaryOp, _check_unary),
+    (ast.Compare, _check_compare),
+    (ast.Call, _check_call),
+)
 
 
 # -- evaluation ----------------------------------------------------------
