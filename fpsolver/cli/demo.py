@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 __all__ = ["double_well_model", "run_demo"]
 
@@ -60,30 +61,58 @@ def run_demo(
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
 
     from ..api.runs import solve
-    from ..core.diagnostics import log_partition
     from ..core.initial import gaussian
     from ..io import save_result
 
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     model = double_well_model(n)
-    grid = model.grid
-    p0 = gaussian(grid, mean=(-1.0, 0.0), cov=0.04)
+    p0 = gaussian(model.grid, mean=(-1.0, 0.0), cov=0.04)
     ds = solve(model, p0, t_end, dt=dt, method="bdf2", save_every=min(0.1, t_end))
-    paths = [save_result(ds, out / "double_well.nc")]
+    return [
+        save_result(ds, out / "double_well.nc"),
+        _save(_snapshot_figure(ds, model.grid), out / "double_well_snapshots.png"),
+        _save(_relaxation_figure(ds, model), out / "double_well_free_energy.png"),
+    ]
 
-    # density snapshots
-    picks = np.unique(np.round(np.geomspace(1, ds.sizes["time"], 6)).astype(int) - 1)
-    picks = sorted({0, *picks.tolist(), ds.sizes["time"] - 1})[-6:]
+
+def _save(fig: Any, path: Path) -> Path:
+    """Write `fig` to `path` and close it."""
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def _snapshot_indices(ntimes: int) -> list[int]:
+    """Up to six saved-time indices, spaced geometrically, with the first and the last.
+
+    Examples
+    --------
+    >>> _snapshot_indices(51)
+    [0, 1, 4, 10, 22, 50]
+    >>> _snapshot_indices(3)
+    [0, 1, 2]
+    """
+    import numpy as np
+
+    picks = np.unique(np.round(np.geomspace(1, ntimes, 6)).astype(int) - 1)
+    picks = sorted({0, *picks.tolist(), ntimes - 1})[-6:]
     if 0 not in picks:
         picks[0] = 0
+    return picks
+
+
+def _snapshot_figure(ds: Any, grid: Any) -> Any:
+    """The density p(x, y, t) at up to six saved times, in a 2 × 3 panel figure."""
+    import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(2, 3, figsize=(12, 7), sharex=True, sharey=True)
     x, y = grid.centers
-    for ax, i in zip(axes.ravel(), picks):
+    for ax, i in zip(axes.ravel(), _snapshot_indices(ds.sizes["time"])):
         im = ax.pcolormesh(x, y, ds.p[i].values.T, shading="auto", vmin=0)
         ax.set_title(f"t = {float(ds.time[i]):.2f}")
         ax.set_aspect("equal")
@@ -93,13 +122,17 @@ def run_demo(
     for ax in axes[-1]:
         ax.set_xlabel("x")
     fig.suptitle("2-D double well E = (x² − 1)² + y²/2, T = 0.5: density p(x, y, t)")
-    paths.append(out / "double_well_snapshots.png")
-    fig.savefig(paths[-1], dpi=90)
-    plt.close(fig)
+    return fig
 
-    # free energy and relative entropy
+
+def _relaxation_figure(ds: Any, model: Any) -> Any:
+    """F(t) against F_eq = −T ln Z, and KL(p‖q)(t) on a log scale, side by side."""
+    import matplotlib.pyplot as plt
+
+    from ..core.diagnostics import log_partition
+
     T = model.temperature
-    F_eq = -T * log_partition(model.energy, T, grid.volumes)
+    F_eq = -T * log_partition(model.energy, T, model.grid.volumes)
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
     t = ds.time.values
     a1.plot(t, ds.free_energy.values, label="F(t)")
@@ -113,7 +146,4 @@ def run_demo(
     a2.set_ylabel("KL(p‖q)")
     a2.set_title("relative entropy to the Gibbs state")
     fig.tight_layout()
-    paths.append(out / "double_well_free_energy.png")
-    fig.savefig(paths[-1], dpi=90)
-    plt.close(fig)
-    return paths
+    return fig
