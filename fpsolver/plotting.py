@@ -76,18 +76,30 @@ def _axes_row(n: int, axes: Any = None, width: float = 4.0) -> list[Any]:
     return list(axs[0])
 
 
+#: Particle-result variables renamed to match the grid result: new name → old name
+#: (results saved by earlier releases carry only the old one).
+_RENAMED = {"p": "density", "mass": "survival"}
+
+
+def _result_var(ds: xr.Dataset, name: str) -> xr.DataArray:
+    """``ds[name]``, or the variable's name in earlier releases when `name` is absent."""
+    if name not in ds and _RENAMED.get(name) in ds:
+        return ds[_RENAMED[name]]
+    return ds[name]
+
+
 def _density_var(obj: xr.Dataset | xr.DataArray, var: str | None = None) -> xr.DataArray:
     """The density DataArray of a result Dataset (``p``/``density``) or a DataArray."""
     if isinstance(obj, xr.DataArray):
         return obj
     if not isinstance(obj, xr.Dataset):
         raise TypeError(f"expected an xarray Dataset or DataArray, got {type(obj).__name__}")
-    for name in [var] if var else ["p", "density", "p_ss"]:
+    names = [var, _RENAMED.get(var)] if var else ["p", "density", "p_ss"]
+    for name in names:
         if name in obj.data_vars:
             return obj[name]
-    raise ValueError(
-        f"no density variable {var or 'p/density'!r} in the Dataset; it has {list(obj.data_vars)}"
-    )
+    wanted = "/".join(n for n in names if n)
+    raise ValueError(f"no density variable {wanted!r} in the Dataset; it has {list(obj.data_vars)}")
 
 
 def _space_dims(da: xr.DataArray) -> list[str]:
@@ -147,8 +159,9 @@ def plot_density(
     Parameters
     ----------
     obj : Dataset or DataArray
-        A solve result (uses ``p``), a particle result (``density``), or a
-        density DataArray with or without ``time``.
+        A solve or particle result (uses ``p``; ``density`` in particle
+        results saved by earlier releases), or a density DataArray with or
+        without ``time``.
     time : float or sequence, optional
         Time(s) to show, snapped to the nearest saved time.
     ax : Axes, optional
@@ -364,7 +377,9 @@ def plot_relative_entropy(ds: xr.Dataset, ax: Any = None):
 def plot_survival(ds: xr.Dataset, ax: Any = None):
     """Survival probability S(t) = Σ V p (the mass left) on a log scale.
 
-    For runs with absorbing walls; the absorbed mass is 1 − S.
+    For runs with absorbing walls; the absorbed mass is 1 − S. Reads
+    ``mass`` of a grid or particle result (``survival`` in particle results
+    saved by earlier releases).
 
     Returns
     -------
@@ -384,7 +399,7 @@ def plot_survival(ds: xr.Dataset, ax: Any = None):
     """
     ax = _axes(ax)
     t = ds["time"].values
-    s = np.asarray(ds["mass"].values, dtype=float)
+    s = np.asarray(_result_var(ds, "mass").values, dtype=float)
     keep = s > 0
     ax.plot(t[keep], s[keep], label="S(t) = Σ V p")
     ax.set_yscale("log")
@@ -419,7 +434,8 @@ def plot_comparison(
     ds : Dataset
         Grid result (``p``).
     parts : Dataset
-        Particle result (``density`` on the same cells).
+        Particle result (``p`` on the same cells; ``density`` in results
+        saved by earlier releases).
     time : float, optional
         Time to compare (default: the last time both have), snapped to the
         nearest particle time.
@@ -437,14 +453,14 @@ def plot_comparison(
     >>> from fpsolver.plotting import plot_comparison
     >>> c = {"time": [0.0, 1.0], "x": np.linspace(0, 1, 4)}
     >>> ds = xr.Dataset({"p": (("time", "x"), np.ones((2, 4)))}, coords=c)
-    >>> parts = xr.Dataset({"density": (("time", "x"), np.full((2, 4), 1.1))}, coords=c)
+    >>> parts = xr.Dataset({"p": (("time", "x"), np.full((2, 4), 1.1))}, coords=c)
     >>> axs = plot_comparison(ds, parts)
     >>> np.allclose(axs[1].lines[0].get_ydata(), 0.1)
     True
     >>> matplotlib.pyplot.close("all")
     """
     g = _density_var(ds, "p")
-    p = _density_var(parts, "density")
+    p = _density_var(parts, "p")
     dims = _space_dims(g)
     t = _common_time(g, p, time)
     gt = g.sel(time=t, method="nearest").transpose(*dims)
