@@ -12,6 +12,7 @@ from functools import partial
 
 import numpy as np
 import pytest
+from helpers import slope
 
 import fpsolver as fp
 
@@ -32,10 +33,6 @@ def E2(x, y):
 
 def K2(x, y):
     return [1.0 + 0.3 * np.cos(x) * np.cos(y), 1.5 + 0.4 * np.sin(x + y)]
-
-
-def slope(ns, errs):
-    return -np.polyfit(np.log(ns), np.log(errs), 1)[0]
 
 
 def div4(flux, x, h=1e-3):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import slope
 from scipy.linalg import solve_continuous_lyapunov
 
 import fpsolver as fp
@@ -14,10 +15,6 @@ A = np.array([[1.0, 2.0], [-1.0, 1.5]])  # stable, non-normal, non-symmetric
 
 def linear_drift(x, y):
     return (-(A[0, 0] * x + A[0, 1] * y), -(A[1, 0] * x + A[1, 1] * y))
-
-
-def slope(ns, errors) -> float:
-    return float(-np.polyfit(np.log(ns), np.log(errors), 1)[0])
 
 
 def test_linear_drift_matches_lyapunov_equation():

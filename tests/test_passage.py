@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import slope
 from scipy.integrate import cumulative_simpson
 
 import fpsolver as fp
@@ -14,10 +15,6 @@ T, K = 0.5, 1.0
 
 def energy(x):
     return (x**2 - 1) ** 2
-
-
-def slope(ns, errors) -> float:
-    return float(-np.polyfit(np.log(ns), np.log(errors), 1)[0])
 
 
 def exact_mfpt(a: float, b: float, points: np.ndarray) -> np.ndarray:

@@ -5,13 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.linalg as la
+from helpers import slope
 
 import fpsolver as fp
 from fpsolver.analysis.spectrum import spectrum
-
-
-def slope(ns, errors) -> float:
-    return float(-np.polyfit(np.log(ns), np.log(errors), 1)[0])
 
 
 def ou_model(n: int, k=2.0, mobility=0.5, temp=0.7) -> fp.FokkerPlanck:

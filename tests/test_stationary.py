@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
+from helpers import slope
 
 import fpsolver as fp
 from fpsolver.analysis.stationary import stationary
@@ -35,10 +36,6 @@ def tilted_model(n: int, route: str) -> fp.FokkerPlanck:
     if route == "force":
         return fp.FokkerPlanck(g, lambda x: -V0 * np.cos(2 * np.pi * x), TEMP, force=[FORCE])
     return fp.FokkerPlanck.from_drift(g, tilted_drift, TEMP)
-
-
-def slope(ns, errors) -> float:
-    return float(-np.polyfit(np.log(ns), np.log(errors), 1)[0])
 
 
 def test_exact_current_quadrature_is_converged():
