@@ -13,7 +13,9 @@ stepper's history; :func:`open_result` drops those.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +32,11 @@ __all__ = [
     "read_checkpoint",
     "CheckpointTracker",
     "load_checkpoint",
+    "FileLock",
 ]
 
 _STATE = "checkpoint_"
+_FINGERPRINT = "fingerprint_"
 
 
 def _engine(engine: str | None) -> str:
@@ -90,9 +94,8 @@ def save_result(ds, path: str | Path, engine: str | None = None) -> Path:
     >>> bool((back["p"] == ds["p"]).all()), result_grid(back) == m.grid
     (True, True)
     """
-    path = Path(path)
-    _netcdf_safe(ds).to_netcdf(path, engine=_engine(engine))
-    return path
+    safe = _netcdf_safe(ds)
+    return _atomic_write(Path(path), lambda tmp: safe.to_netcdf(tmp, engine=_engine(engine)))
 
 
 def open_result(path: str | Path, engine: str | None = None):
@@ -111,6 +114,70 @@ def open_result(path: str | Path, engine: str | None = None):
 def result_grid(ds) -> Grid:
     """The :class:`~fpsolver.core.grid.Grid` a result was computed on (from its attrs)."""
     return Grid.from_attrs(ds.attrs)
+
+
+def _atomic_write(path: Path, write: Any) -> Path:
+    """Call ``write(tmp)`` on a unique temporary file beside `path`, then rename it over `path`.
+
+    On any error the temporary file is removed and `path` is left as it was;
+    the error names the file and the reason.
+    """
+    path = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise OSError(f"cannot write {str(path)!r}: {err.strerror or err}") from err
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException as err:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(err, OSError):
+            raise OSError(
+                f"cannot write {str(path)!r} (the previous file is unchanged): "
+                f"{err.strerror or err}"
+            ) from err
+        raise
+    return path
+
+
+class FileLock:
+    """An exclusive advisory lock on ``<path>.lock`` (POSIX ``flock``), held while writing.
+
+    A second process (or a second solve in this one) that tries to write the
+    same file is refused at once with a clear message, instead of racing.
+    Where ``fcntl`` is unavailable the lock is a no-op.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
+        self._fh: Any = None
+
+    def acquire(self) -> None:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            return
+        fh = open(self.lock_path, "a")  # noqa: SIM115 - held until release()
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            raise RuntimeError(
+                f"{str(self.path)!r} is being written by another run (lock "
+                f"{str(self.lock_path)!r}); wait for it or choose another file"
+            ) from None
+        self._fh = fh
+
+    def release(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+            with contextlib.suppress(OSError):
+                os.unlink(self.lock_path)
 
 
 def write_checkpoint(ds, path: str | Path, state: dict[str, Any]) -> Path:
@@ -132,10 +199,9 @@ def write_checkpoint(ds, path: str | Path, state: dict[str, Any]) -> Path:
         else:
             shape = tuple(ds.sizes[n] for n in names)
             ds[_STATE + key] = xr.Variable(names, value.reshape(shape))
-    tmp = path.with_name(path.name + ".tmp")
-    ds.to_netcdf(tmp, engine="scipy", format="NETCDF3_64BIT")
-    os.replace(tmp, path)
-    return path
+    return _atomic_write(
+        path, lambda tmp: ds.to_netcdf(tmp, engine="scipy", format="NETCDF3_64BIT")
+    )
 
 
 def read_checkpoint(path: str | Path) -> tuple[Any, dict[str, Any]]:
@@ -156,39 +222,63 @@ class CheckpointTracker(Tracker):
     """Writes every saved frame to a netCDF checkpoint as it is produced.
 
     The file always holds a complete, valid result: each write goes to a
-    temporary file that replaces the checkpoint atomically, so an
-    interrupted run never leaves a truncated file. The stepper's history
-    (for BDF2 the previous density and step) and the step-size level of
-    the adaptive method are stored alongside, so that
-    ``solve(..., checkpoint=path, resume=True)`` continues bit for bit.
+    unique temporary file that replaces the checkpoint atomically, so an
+    interrupted run never leaves a truncated file, and a failed write leaves
+    the previous one intact. The checkpoint is locked (:class:`FileLock`)
+    for the whole run: a second run on the same file is refused. The
+    stepper's history (for BDF2 the previous density and step) and the
+    step-size level of the adaptive method are stored alongside, and a
+    fingerprint of the run (grid, every field on the grid, temperature,
+    walls, method, dt, solver options, package version), so that
+    ``solve(..., checkpoint=path, resume=True)`` continues bit for bit and
+    refuses a checkpoint of a different run.
     """
 
-    def __init__(self, path: str | Path, snapshot: Any) -> None:
+    def __init__(self, path: str | Path, snapshot: Any, fingerprint: dict[str, str]) -> None:
         self.path = Path(path)
         self.snapshot = snapshot
+        self.fingerprint = dict(fingerprint)
+        self.lock = FileLock(self.path)
+        self.lock.acquire()
 
     def on_frame(self, t: float, p: np.ndarray, info: dict[str, Any]) -> None:
         ds, state = self.snapshot()
+        ds.attrs.update({_FINGERPRINT + k: v for k, v in self.fingerprint.items()})
         write_checkpoint(ds, self.path, state)
+
+    def finalize(self) -> None:
+        self.lock.release()
 
 
 def load_checkpoint(
-    path: str | Path, op: Any, attrs: dict[str, Any], storage: Any, stepper: Any
+    path: str | Path, fingerprint: dict[str, str], storage: Any, stepper: Any
 ) -> tuple[float, np.ndarray]:
     """Continue from the checkpoint at `path`: fill `storage`, restore `stepper`.
 
-    Refuses a checkpoint computed on another grid or with other run
-    parameters (`attrs`). Returns the time and flat density of its last frame.
+    Refuses a checkpoint of a different run: every part of `fingerprint`
+    (see :class:`CheckpointTracker`) must match, and the error names the
+    parts that differ. Returns the time and flat density of its last frame.
     """
-    ds, state = read_checkpoint(path)
-    if Grid.from_attrs(ds.attrs) != op.grid:
-        raise ValueError(f"`checkpoint` {str(path)!r} was computed on a different grid")
-    for key in ("method", "dt", "temperature", "t_end"):
-        old, new = ds.attrs.get(key), attrs.get(key)
-        if str(old) != str(new):
-            raise ValueError(
-                f"`checkpoint` {str(path)!r} has {key}={old!r}; this run has {key}={new!r}"
-            )
+    try:
+        ds, state = read_checkpoint(path)
+    except Exception as err:  # truncated, foreign or unreadable file
+        raise ValueError(
+            f"`checkpoint` {str(path)!r} is not a readable fpsolver checkpoint: {err}"
+        ) from err
+    differ = []
+    for key, new in fingerprint.items():
+        old = ds.attrs.get(_FINGERPRINT + key)
+        if old != new:
+            detail = "" if str(old).startswith("sha256:") or old is None else f": has {key}={old}"
+            differ.append(f"{key}{detail}, this run has {key}={new}" if detail else key)
+    if differ:
+        raise ValueError(
+            f"`checkpoint` {str(path)!r} belongs to a different run; it differs in "
+            f"{'; '.join(differ)}. Resume only the run that wrote it, or use another file"
+        )
+    if "p" not in ds or "time" not in ds.dims or ds.sizes["time"] == 0:
+        raise ValueError(f"`checkpoint` {str(path)!r} holds no saved frame")
+    ds.attrs = {k: v for k, v in ds.attrs.items() if not k.startswith(_FINGERPRINT)}
     storage.load(ds)
     state.pop("factorizations", None)
     stepper.set_state(state)

@@ -9,6 +9,7 @@ because checkpoints are files (:mod:`fpsolver.io`).
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,9 +21,10 @@ from .._version import __version__
 from ..core.diagnostics import mass
 from ..core.initial import density_array
 from ..core.schedule import SaveSchedule, positive
+from ..discrete import sg
 from ..discrete.operator import Model, Operator, as_operator
 from ..integrate.driver import integrate
-from ..integrate.steppers import Stepper, get_stepper, make_stepper
+from ..integrate.steppers import Stepper, make_stepper
 from ..integrate.trackers import (
     CallbackTracker,
     Diagnostics,
@@ -148,67 +150,119 @@ def solve(
     tol = positive(tol, "tol")
     t_final = None if equilibrium else positive(t_end, "t_end")
     t_stop = t_final if not equilibrium else (None if t_max is None else positive(t_max, "t_max"))
-    adaptive = get_stepper(method).adaptive
-    stepper = make_stepper(
-        method, op, dt=dt, rtol=rtol, atol=atol, linear_solver=linear_solver,
-        linear_rtol=linear_rtol,
-    )  # fmt: skip
-    if save_every is None and save_at is None and not adaptive:
+    options = dict(
+        dt=dt, rtol=rtol, atol=atol, linear_solver=linear_solver, linear_rtol=linear_rtol
+    )
+    stepper = make_stepper(method, op, **options)
+    if save_every is None and save_at is None and not stepper.adaptive:
         save_every = stepper.dt
-    schedule = SaveSchedule(t_stop, every=save_every, at=save_at, every_step=adaptive)
+    schedule = SaveSchedule(t_stop, every=save_every, at=save_at, every_step=stepper.adaptive)
     _check_max_steps(stepper, t_final, max_steps)
     p = density_array(op.grid, p0, "p0").ravel()
-    attrs = _attrs(
-        op, stepper, method, t_end if equilibrium else t_final, tol if equilibrium else None
-    )
-
-    diagnostics = Diagnostics(op, initial_mass=mass(op.grid.volumes, p.reshape(op.grid.shape)))
-    storage = Storage(op)
-    stop = EquilibriumStop(diagnostics, tol) if equilibrium else None
-    t0, resumed = 0.0, False
-    if checkpoint is not None and Path(checkpoint).exists():
-        if not resume:
-            raise FileExistsError(
-                f"`checkpoint` file {str(checkpoint)!r} exists; pass resume=True to "
-                "continue it or remove it"
-            )
-        t0, p = load_checkpoint(checkpoint, op, attrs, storage, stepper)
-        diagnostics.initial_mass = mass(op.grid.volumes, storage.frames[0])
-        resumed = True
-
-    def snapshot() -> tuple[Any, dict[str, Any]]:
-        state = dict(stepper.get_state(), factorizations=stepper.factorizations)
-        return storage.dataset(_final(attrs, stepper)), state
-
-    chain: list[Tracker] = [DiagnosticsTracker(diagnostics), storage]
-    if stop is not None:
-        chain.append(stop)
+    attrs = _attrs(op, stepper, method, t_end if equilibrium else t_final)
+    if equilibrium:
+        attrs["equilibrium_tol"] = tol
+    run = _Run(op, stepper, attrs, p, tol if equilibrium else None)
     if checkpoint is not None:
-        chain.append(CheckpointTracker(checkpoint, snapshot))
-    if callback is not None:
-        chain.append(CallbackTracker(callback))
-    chain.append(ProgressTracker(t0, t_final, progress))
-    chain.extend(trackers)
-    # A resumed run that had already reached equilibrium has nothing left to do.
-    done = resumed and stop is not None and stop.on_step(t0, p)
-    try:
-        if not done:
-            t0, p, _ = integrate(
-                stepper, p, schedule, chain, t0=t0, initial_frame=not resumed, max_steps=max_steps
-            )
-    finally:
-        for tr in chain:
-            tr.finalize()
-    if stop is not None:
-        attrs.update(converged=int(stop.converged), t_reached=t0)
-        if not stop.converged:
+        run.checkpoint(Path(checkpoint), resume, _fingerprint(op, method, t_end, options))
+    run.chain += [CallbackTracker(callback, op.grid.shape)] if callback is not None else []
+    run.chain += [ProgressTracker(run.t0, t_final, progress), *trackers]
+    t = run.go(schedule, max_steps)
+    if run.stop is not None:
+        attrs.update(converged=int(run.stop.converged), t_reached=t)
+        if not run.stop.converged:
             warnings.warn(
-                f"t_end='equilibrium': relative entropy {stop.last:.3g} still above "
-                f"`tol`={tol:g} at t={t0:g}",
+                f"t_end='equilibrium': relative entropy {run.stop.last:.3g} still above "
+                f"`tol`={tol:g} at t={t:g}",
                 RuntimeWarning,
                 stacklevel=2,
             )
-    return storage.dataset(_final(attrs, stepper))
+    return run.result()
+
+
+class _Run:
+    """The pieces of one solve: stepper, trackers, and where it starts."""
+
+    def __init__(
+        self, op: Operator, stepper: Stepper, attrs: dict, p: np.ndarray, tol: float | None
+    ) -> None:
+        self.op, self.stepper, self.attrs, self.p = op, stepper, attrs, p
+        self.diagnostics = Diagnostics(op, initial_mass=mass(op.grid.volumes.ravel(), p))
+        self.storage = Storage(op)
+        self.stop = EquilibriumStop(self.diagnostics, tol) if tol is not None else None
+        self.chain: list[Tracker] = [DiagnosticsTracker(self.diagnostics), self.storage]
+        self.chain += [self.stop] if self.stop is not None else []
+        self.t0, self.resumed = 0.0, False
+
+    def result(self):
+        return self.storage.dataset(_final(self.attrs, self.stepper))
+
+    def snapshot(self) -> tuple[Any, dict[str, Any]]:
+        """The result so far and the stepper's state, for a checkpoint."""
+        state = dict(self.stepper.get_state(), factorizations=self.stepper.factorizations)
+        return self.result(), state
+
+    def checkpoint(self, path: Path, resume: bool, fingerprint: dict[str, str]) -> None:
+        """Continue from `path` if it exists (and `resume`); write every frame to it."""
+        if path.exists():
+            if not resume:
+                raise FileExistsError(
+                    f"`checkpoint` file {str(path)!r} exists; pass resume=True to "
+                    "continue it or remove it"
+                )
+            self.t0, self.p = load_checkpoint(path, fingerprint, self.storage, self.stepper)
+            self.diagnostics.initial_mass = mass(self.op.grid.volumes, self.storage.frames[0])
+            self.resumed = True
+        self.chain.append(CheckpointTracker(path, self.snapshot, fingerprint))
+
+    def go(self, schedule: SaveSchedule, max_steps: int) -> float:
+        """Run the loop (unless a resumed run is already at equilibrium); the time reached."""
+        t, p = self.t0, self.p
+        done = self.resumed and self.stop is not None and self.stop.on_step(t, p)
+        try:
+            if not done:
+                t, p, _ = integrate(
+                    self.stepper, p, schedule, self.chain, t0=t, initial_frame=not self.resumed,
+                    max_steps=max_steps,
+                )  # fmt: skip
+        finally:
+            for tr in self.chain:
+                tr.finalize()
+        return t
+
+
+def _fingerprint(op: Operator, method: str, t_end: Any, options: dict[str, Any]) -> dict[str, str]:
+    """Everything that defines a run, by name: short values as text, fields as hashes."""
+    model, grid = op.model, op.grid
+    faces = [sg.face_points(model, a, grid.face_positions(a)) for a in range(grid.ndim)]
+    fields = {
+        "grid": repr(sorted(grid.to_attrs().items())),
+        "energy": model.energy,
+        "mobility": [model.mobility_cells()]
+        + [k for a, f in enumerate(faces) if (k := model.mobility_at(a, f)) is not None],
+        "force": [np.asarray(model.force_at(a, f), float) for a, f in enumerate(faces)],
+        "walls": [repr(model.boundary.sides), *[w[3:] for w in op.walls]],
+    }
+    out = {k: "sha256:" + _digest(v) for k, v in fields.items()}
+    out.update(
+        temperature=repr(op.temperature),
+        method=repr(method),
+        t_end=repr(t_end),
+        options=repr(sorted(options.items())),
+        version=repr(__version__),
+    )
+    return out
+
+
+def _digest(value: Any) -> str:
+    h = hashlib.sha256()
+    for item in value if isinstance(value, list) else [value]:
+        for part in item if isinstance(item, tuple) else (item,):
+            if isinstance(part, np.ndarray):
+                h.update(np.ascontiguousarray(part, dtype=float).tobytes())
+            else:
+                h.update(repr(part).encode())
+    return h.hexdigest()[:16]
 
 
 def _check_t_end(t_end: Any) -> bool:
@@ -232,9 +286,7 @@ def _check_max_steps(stepper: Stepper, t_final: float | None, max_steps: int) ->
         )
 
 
-def _attrs(
-    op: Operator, stepper: Stepper, method: str, t_end: Any, equilibrium_tol: float | None
-) -> dict[str, Any]:
+def _attrs(op: Operator, stepper: Stepper, method: str, t_end: Any) -> dict[str, Any]:
     grid = op.grid
     attrs: dict[str, Any] = {
         "title": "Fokker-Planck solution (fpsolver)",
@@ -251,8 +303,6 @@ def _attrs(
     }
     if stepper.adaptive:
         attrs.update(rtol=stepper.rtol, atol=stepper.atol)
-    if equilibrium_tol is not None:
-        attrs["equilibrium_tol"] = equilibrium_tol
     return attrs
 
 

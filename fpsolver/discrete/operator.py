@@ -177,7 +177,7 @@ class Operator:
         return dg.relative_entropy(self.grid.volumes, self.log_equilibrium, self.density(p))
 
     def face_fluxes(self, p: Any) -> list[np.ndarray]:
-        """The scheme's own face fluxes per unit area (:func:`~fpsolver.discrete.sg.face_fluxes`)."""
+        """The scheme's own face fluxes per unit area (see :mod:`fpsolver.discrete.sg`)."""
         if np.ndim(p) == 1 and np.size(p) == self.grid.size:
             p = np.reshape(p, self.grid.shape)
         arr = cell_array(self.grid, p, "p")

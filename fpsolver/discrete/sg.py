@@ -40,6 +40,7 @@ __all__ = [
     "AxisLinks",
     "axis_links",
     "wall_links",
+    "face_points",
     "all_links",
     "absorbing_walls",
     "generator_matrix",
@@ -106,7 +107,8 @@ class AxisLinks:
     h: np.ndarray
 
 
-def _face_points(model: Model, axis: int, positions: np.ndarray) -> list[np.ndarray]:
+def face_points(model: Model, axis: int, positions: np.ndarray) -> list[np.ndarray]:
+    """Points on the faces normal to `axis` at `positions` (other axes at cell centres)."""
     grid = model.grid
     pts = []
     for b in range(grid.ndim):
@@ -137,14 +139,14 @@ def axis_links(model: Model, axis: int) -> AxisLinks:
     dE = E_dst - E_src
     if per and model.energy_function is not None:
         # Energy at the unwrapped neighbour across the wrap: exact for tilts.
-        pts = _face_points(model, axis, grid.centers[axis][:1] + grid.lengths()[axis])
+        pts = face_points(model, axis, grid.centers[axis][:1] + grid.lengths()[axis])
         e_wrap = model.energy_at(pts)
         last = [slice(None)] * grid.ndim
         last[axis] = slice(n - 1, n)
         dE = dE.copy()
         dE[tuple(last)] = e_wrap - model.energy[tuple(last)]
 
-    faces = _face_points(model, axis, grid.face_positions(axis))
+    faces = face_points(model, axis, grid.face_positions(axis))
     force = model.force_at(axis, faces)
     delta = (dE - h * force) / T
 
@@ -183,7 +185,7 @@ def wall_links(model: Model, axis: int, side: int) -> tuple[np.ndarray, np.ndarr
     idx = np.arange(grid.size).reshape(grid.shape)
     cells = np.take(idx, [k], axis=axis)
     e_cell = np.take(model.energy, [k], axis=axis)
-    pts = _face_points(model, axis, np.array([wall]))
+    pts = face_points(model, axis, np.array([wall]))
     e_wall = model.energy_at(pts)
     if e_wall is None:
         e_next = np.take(model.energy, [k2], axis=axis)

@@ -20,18 +20,26 @@ from .trackers import Tracker
 __all__ = ["integrate"]
 
 
+def _readonly(p: np.ndarray) -> np.ndarray:
+    view = p.view()
+    view.setflags(write=False)  # trackers and callbacks cannot change the state
+    return view
+
+
 def _frame(trackers: Sequence[Tracker], t: float, p: np.ndarray, stepper: Stepper) -> bool:
     info = {"step_size": stepper.last_step}
+    view = _readonly(p)
     stop = False
     for tr in trackers:
-        stop = bool(tr.on_frame(t, p, info)) or stop
+        stop = bool(tr.on_frame(t, view, info)) or stop
     return stop
 
 
 def _step(trackers: Sequence[Tracker], t: float, p: np.ndarray) -> bool:
+    view = _readonly(p)
     stop = False
     for tr in trackers:
-        stop = bool(tr.on_step(t, p)) or stop
+        stop = bool(tr.on_step(t, view)) or stop
     return stop
 
 
@@ -48,8 +56,8 @@ def integrate(
     """Advance the flat density `p` from `t0` through the save times of `schedule`.
 
     Every tracker sees every accepted step (``on_step``) and every saved
-    frame (``on_frame``); when one returns True the run stops after saving
-    the current state as a frame.
+    frame (``on_frame``), as a read-only flat array; when one returns True
+    the run stops after saving the current state as a frame.
 
     Returns
     -------

@@ -287,19 +287,22 @@ def _isatty() -> bool:
 
 
 class CallbackTracker(Tracker):
-    """Calls ``callback(t, p)`` at every saved frame (p has the grid shape).
+    """Calls ``callback(t, p)`` at every saved frame (p read-only, with the grid shape).
 
     The callback may raise (e.g. ``KeyboardInterrupt``) to stop the run;
     with a checkpoint, every frame up to and including this one is on disk.
     """
 
-    def __init__(self, callback: Callable[[float, np.ndarray], Any]) -> None:
+    def __init__(
+        self, callback: Callable[[float, np.ndarray], Any], shape: tuple[int, ...]
+    ) -> None:
         if not callable(callback):
             raise TypeError(f"`callback` must be callable, got {type(callback).__name__}")
         self.callback = callback
+        self.shape = tuple(shape)
 
-    def on_frame(self, t: float, p: np.ndarray, info: dict[str, float]) -> None:
-        self.callback(t, p)
+    def on_frame(self, t: float, p: np.ndarray, info: dict[str, Any]) -> None:
+        self.callback(t, np.reshape(p, self.shape))
 
 
 def build_dataset(
