@@ -79,7 +79,7 @@ def save_result(ds, path: str | Path, engine: str | None = None) -> Path:
     Parameters
     ----------
     ds : xarray.Dataset
-        A result of :func:`fpsolver.solve.solve` (or any Dataset).
+        A result of :func:`fpsolver.solve` (or any Dataset).
     path : str or Path
     engine : {"netcdf4", "h5netcdf", "scipy"}, optional
         Default: the first installed of these (scipy is always present).

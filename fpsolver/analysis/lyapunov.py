@@ -89,7 +89,7 @@ def lyapunov(
     """An effective energy that the drift `f` decreases, and the split of `f`.
 
     Builds ``FokkerPlanck.from_drift(grid, drift, diffusion, boundary)``,
-    solves for its stationary density (:func:`fpsolver.analysis.stationary` with
+    solves for its stationary density (:func:`fpsolver.stationary` with
     ``tails=True``, so that E_eff is accurate far up the walls too) and
     returns E_eff = −T ln p_ss with the decomposition
     f = −(D/T) ∇E_eff + v, ∇·(p_ss v) = 0 (see the module notes).

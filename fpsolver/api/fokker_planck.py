@@ -128,7 +128,7 @@ class FokkerPlanck(Model):
         return solve(self, p0, t_end, dt=dt, method=method, **kwargs)
 
     def stationary(self, **kwargs: Any):
-        """Stationary density of the model; see :func:`fpsolver.analysis.stationary`."""
+        """Stationary density of the model; see :func:`fpsolver.stationary`."""
         return stationary(self, **kwargs)
 
     def spectrum(self, k: int = 6, **kwargs: Any):

@@ -4,20 +4,20 @@ r"""The discretised operator: everything derived from a model on its grid.
 physics) into an :class:`Operator`, which owns every derived quantity as a
 named cached property:
 
-==========================  =================================================
-``links``, ``walls``        Scharfetter–Gummel link weights and potential
-                            differences (:mod:`fpsolver.discrete.sg`)
-``generator``               L, with dp/dt = L p (cells in C order)
-``reversible``              whether the links derive from cell potentials
-``log_equilibrium``         ln q of the discrete Gibbs density, Σ V q = 1
-``log_partition``           ln Z_h = ln Σ V exp(−E/T)
-``equilibrium_free_energy`` F_eq = −T ln Z_h
-``symmetrizer``             ln d, d = sqrt(V/q), with S = D L D⁻¹ symmetric
-``symmetric``               S (reversible models only)
-``backward``                L* = V⁻¹ Lᵀ V, acting on functions (L* 1 = 0)
-``stationary_density``      p_ss: the Gibbs density when reversible, the
-                            null vector of L otherwise (no absorbing walls)
-==========================  =================================================
+=============================  ==============================================
+``links``, ``walls``           Scharfetter–Gummel link weights and potential
+                               differences (:mod:`fpsolver.discrete.sg`)
+``generator``                  L, with dp/dt = L p (cells in C order)
+``reversible``                 whether the links derive from cell potentials
+``log_equilibrium``            ln q of the discrete Gibbs density, Σ V q = 1
+``log_partition``              ln Z_h = ln Σ V exp(−E/T)
+``equilibrium_free_energy``    F_eq = −T ln Z_h
+``symmetrizer``                ln d, d = sqrt(V/q), with S = D L D⁻¹ symmetric
+``symmetric``                  S (reversible models only)
+``backward``                   L* = V⁻¹ Lᵀ V, acting on functions (L* 1 = 0)
+``stationary_density``         p_ss: the Gibbs density when reversible, the
+                               null vector of L otherwise (no absorbing walls)
+=============================  ==============================================
 
 Nothing else writes these: the numerics (steppers, linear solvers,
 stationary, spectrum, passage, particles) read them from the operator.

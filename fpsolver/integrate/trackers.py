@@ -55,7 +55,7 @@ class Tracker:
         """Called after every accepted step, with the new time and density (flat)."""
 
     def on_frame(self, t: float, p: np.ndarray, info: dict[str, Any]) -> bool | None:
-        """Called at every saved time with the density (grid shape) and the frame's info."""
+        """Called at every saved time with the density (flat, read-only) and the frame's info."""
 
     def finalize(self) -> None:
         """Called once at the end, also after an interruption."""
@@ -312,7 +312,7 @@ def build_dataset(
     diags: list[dict[str, Any]],
     attrs: dict[str, Any],
 ):
-    """Assemble the result :class:`xarray.Dataset` (see :func:`fpsolver.solve.solve`).
+    """Assemble the result :class:`xarray.Dataset` (see :func:`fpsolver.solve`).
 
     Examples
     --------

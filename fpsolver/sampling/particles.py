@@ -10,7 +10,7 @@ of the Itô diffusion
 vectorised over particles, and reports histograms on the grid's own cells
 (divided by N·V_i, so they compare cell by cell with the grid density) and
 moment and free-energy estimates per saved time. It is an independent check
-of the grid solver; :func:`fpsolver.sampling.compare` does the statistics.
+of the grid solver; :func:`fpsolver.compare` does the statistics.
 
 Reproducibility. Particles are simulated in fixed blocks of
 :data:`BLOCK_SIZE` particles; block ``b`` draws everything (its initial
