@@ -132,6 +132,65 @@ def test_checkpoint_writes_use_unique_temporary_names(tmp_path, monkeypatch):
     model = _model()
     fp.solve(model, fp.gaussian(model.grid, (0.5, 0.0), 0.1), 0.2, dt=0.05, save_every=0.1,
              checkpoint=tmp_path / "c.nc")  # fmt: skip
-    assert len(names) == 3 and len(set(names)) == 3
+    # the result file once, then the small state file after each of the 3 frames
+    assert len(names) == 4 and len(set(names)) == 4
     assert all(os.path.dirname(n) == str(tmp_path) for n in names)
     np.testing.assert_array_equal(fp.open_result(tmp_path / "c.nc").time.values, [0, 0.1, 0.2])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.nc", "c.nc.state"]
+
+
+def test_frames_are_appended_not_rewritten(tmp_path, monkeypatch):
+    """The result file is written whole once; each later frame adds one record at the end."""
+    from fpsolver.io import checkpoint
+
+    whole, appended = [], []
+    real_write, real_append = checkpoint.write_checkpoint, checkpoint._RecordFile.append
+    monkeypatch.setattr(
+        checkpoint, "write_checkpoint", lambda *a: whole.append(1) or real_write(*a)
+    )
+
+    def append(self, frame):
+        before = os.path.getsize(self.path)
+        real_append(self, frame)
+        appended.append(os.path.getsize(self.path) - before)
+
+    monkeypatch.setattr(checkpoint._RecordFile, "append", append)
+    model = _model()
+    path = tmp_path / "c.nc"
+    ds = fp.solve(model, fp.gaussian(model.grid, (0.5, 0.0), 0.1), 1.0, dt=0.05, save_every=0.1,
+                  checkpoint=path)  # fmt: skip
+    assert len(whole) == 1 and len(appended) == 10
+    assert len(set(appended)) == 1  # the same number of bytes for every frame
+    back = fp.open_result(path)
+    for v in ("p", "free_energy", "mass", "mean", "covariance", "step_size"):
+        np.testing.assert_array_equal(back[v].values, ds[v].values)
+
+
+def test_a_frame_appended_after_the_last_state_is_dropped_on_resume(tmp_path):
+    """A crash between a record and its state file: resume repeats that frame exactly."""
+    import shutil
+
+    from fpsolver.io import checkpoint
+
+    model = _model()
+    p0 = fp.gaussian(model.grid, (0.5, 0.0), 0.1)
+    kw = dict(dt=0.05, save_every=0.1, method="bdf2")
+    full = fp.solve(model, p0, 1.0, **kw)
+    path = tmp_path / "c.nc"
+    saved = tmp_path / "state_at_frame_2"
+
+    def crash(t, p):
+        if abs(t - 0.1) < 1e-12:  # the state as it was after frame 2
+            shutil.copy(checkpoint.state_path(path), saved)
+        if abs(t - 0.2) < 1e-12:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        fp.solve(model, p0, 1.0, checkpoint=path, callback=crash, **kw)
+    assert fp.open_result(path).sizes["time"] == 3
+    shutil.copy(saved, checkpoint.state_path(path))  # record 3 on disk, its state lost
+    resumed = fp.solve(model, p0, 1.0, checkpoint=path, resume=True, **kw)
+    np.testing.assert_array_equal(resumed.p.values, full.p.values)
+    back = fp.open_result(path)
+    np.testing.assert_array_equal(back.p.values, full.p.values)
+    assert checkpoint._read_state(path)["frames"] == full.sizes["time"]

@@ -197,23 +197,30 @@ class _Run:
     def result(self):
         return self.storage.dataset(_final(self.attrs, self.stepper))
 
-    def snapshot(self) -> tuple[Any, dict[str, Any]]:
-        """The result so far and the stepper's state, for a checkpoint."""
-        state = dict(self.stepper.get_state(), factorizations=self.stepper.factorizations)
-        return self.result(), state
+    def state(self) -> dict[str, Any]:
+        """The stepper's state and counters, for a checkpoint."""
+        return dict(self.stepper.get_state(), factorizations=self.stepper.factorizations)
 
     def checkpoint(self, path: Path, resume: bool, fingerprint: dict[str, str]) -> None:
         """Continue from `path` if it exists (and `resume`); write every frame to it."""
+        if path.exists() and not resume:
+            raise FileExistsError(
+                f"`checkpoint` file {str(path)!r} exists; pass resume=True to "
+                "continue it or remove it"
+            )
+        tracker = CheckpointTracker(  # takes the file's lock first
+            path, self.op.grid, lambda: self.attrs, self.state, fingerprint
+        )
         if path.exists():
-            if not resume:
-                raise FileExistsError(
-                    f"`checkpoint` file {str(path)!r} exists; pass resume=True to "
-                    "continue it or remove it"
-                )
-            self.t0, self.p = load_checkpoint(path, fingerprint, self.storage, self.stepper)
+            try:
+                self.t0, self.p = load_checkpoint(path, fingerprint, self.storage, self.stepper)
+            except BaseException:
+                tracker.finalize()
+                raise
+            tracker.resume(len(self.storage.frames))
             self.diagnostics.initial_mass = mass(self.op.grid.volumes, self.storage.frames[0])
             self.resumed = True
-        self.chain.append(CheckpointTracker(path, self.snapshot, fingerprint))
+        self.chain.append(tracker)
 
     def go(self, schedule: SaveSchedule, max_steps: int) -> float:
         """Run the loop (unless a resumed run is already at equilibrium); the time reached."""
