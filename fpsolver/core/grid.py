@@ -9,6 +9,7 @@ read-only arrays; the grid itself is immutable.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -16,7 +17,16 @@ import numpy as np
 
 __all__ = ["Grid"]
 
-_RESERVED = {"periodic", "time"}
+#: Names an axis may not take: the variables and dimensions of results.
+RESERVED_NAMES = frozenset(
+    {
+        "periodic", "time", "p", "q", "p_ss", "mass", "energy", "free_energy",
+        "mean_energy", "entropy", "relative_entropy", "relative_entropy_ss", "absorbed",
+        "negative_mass", "step_size", "mean", "covariance", "axis", "axis2", "k", "rate",
+        "mode", "count", "exit", "exit_time", "exit_wall", "survival", "density",
+        "free_energy_se", "occupied_cells", "mfpt", "committor",
+    }
+)  # fmt: skip
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -29,16 +39,32 @@ def _axis_edges(name: str, spec: Any) -> np.ndarray:
     """Turn an axis specification into a strictly increasing edge array."""
     if isinstance(spec, tuple) and len(spec) == 3 and np.ndim(spec[2]) == 0:
         lower, upper, cells = spec
+        try:
+            lower, upper = float(lower), float(upper)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"axis `{name}` bounds must be numbers, got ({lower!r}, {upper!r})"
+            ) from None
         if not (np.isfinite(lower) and np.isfinite(upper)):
             raise ValueError(f"axis `{name}` bounds must be finite, got ({lower}, {upper})")
-        if isinstance(cells, (bool, np.bool_)) or int(cells) != cells:
+        if not isinstance(cells, (numbers.Integral, float, np.floating)) or isinstance(
+            cells, (bool, np.bool_)
+        ):
+            raise TypeError(f"axis `{name}` cell count must be an integer, got {cells!r}")
+        if not (np.isfinite(cells) and int(cells) == cells):
             raise ValueError(f"axis `{name}` cell count must be an integer, got {cells!r}")
         cells = int(cells)
         if cells < 2:
             raise ValueError(f"axis `{name}` needs at least 2 cells, got {cells}")
         if not upper > lower:
             raise ValueError(f"axis `{name}` needs lower < upper, got lower={lower}, upper={upper}")
-        return np.linspace(float(lower), float(upper), cells + 1)
+        with np.errstate(over="ignore"):
+            width = upper - lower
+        if not np.isfinite(width):
+            raise ValueError(
+                f"axis `{name}` is too wide: upper - lower = {upper} - ({lower}) overflows"
+            )
+        return np.linspace(lower, upper, cells + 1)
     edges = np.asarray(spec, dtype=float)
     if edges.ndim != 1:
         raise ValueError(
@@ -49,6 +75,9 @@ def _axis_edges(name: str, spec: Any) -> np.ndarray:
         raise ValueError(f"axis `{name}` needs at least 2 cells (3 edges), got {edges.size} edges")
     if not np.all(np.isfinite(edges)):
         raise ValueError(f"axis `{name}` edges must be finite, got {edges}")
+    with np.errstate(over="ignore"):
+        if not np.isfinite(edges[-1] - edges[0]):
+            raise ValueError(f"axis `{name}` is too wide: its width overflows")
     if not np.all(np.diff(edges) > 0):
         bad = int(np.argmin(np.diff(edges)))
         raise ValueError(
@@ -110,8 +139,12 @@ class Grid:
         if not axes:
             raise ValueError("Grid needs at least one axis, e.g. Grid(x=(-1, 1, 64))")
         for name in axes:
-            if name in _RESERVED or name.startswith("_"):
-                raise ValueError(f"axis name {name!r} is reserved; choose another name")
+            if name in RESERVED_NAMES or name.startswith("_") or name.endswith("_face"):
+                raise ValueError(
+                    f"axis name {name!r} is reserved (results use it for a variable or "
+                    "dimension; names may not start with '_' or end in '_face'); choose "
+                    "another name"
+                )
         if isinstance(periodic, str):
             periodic = (periodic,)
         periodic = tuple(periodic)
@@ -328,14 +361,23 @@ def _is_dataarray(obj: Any) -> bool:
 
 
 def cell_array(grid: Grid, value: Any, name: str) -> np.ndarray:
-    """Validate an array (or DataArray) of values on the grid's cells."""
+    """Validate an array (or DataArray) of real values on the grid's cells.
+
+    A DataArray must have the grid's dims and, where it has coordinates,
+    the grid's cell centres; complex values are refused, not truncated.
+    """
     if _is_dataarray(value):
         missing = [d for d in grid.names if d not in value.dims]
         if missing or len(value.dims) != grid.ndim:
             raise ValueError(
                 f"`{name}` has dims {tuple(value.dims)}; expected the grid axes {grid.names}"
             )
+        _check_coords(grid, value, name)
         value = value.transpose(*grid.names).values
+    if np.iscomplexobj(value):
+        raise TypeError(
+            f"`{name}` must be real; got complex values (dtype {np.asarray(value).dtype})"
+        )
     arr = np.asarray(value, dtype=float)
     if arr.shape != grid.shape:
         raise ValueError(f"`{name}` must have the grid shape {grid.shape}, got shape {arr.shape}")
@@ -343,3 +385,19 @@ def cell_array(grid: Grid, value: Any, name: str) -> np.ndarray:
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
         raise ValueError(f"`{name}` must be finite everywhere; got {arr[bad]} at cell {bad}")
     return arr
+
+
+def _check_coords(grid: Grid, da: Any, name: str) -> None:
+    """Refuse a DataArray whose coordinates are not this grid's cell centres."""
+    for a, axis in enumerate(grid.names):
+        if axis not in da.coords:
+            continue
+        c = np.asarray(da.coords[axis].values, dtype=float)
+        ref = grid.centers[a]
+        tol = 1e-9 * float(grid.edges[a][-1] - grid.edges[a][0])
+        if c.shape != ref.shape or np.max(np.abs(c - ref)) > tol:
+            raise ValueError(
+                f"`{name}` is on another grid: its {axis!r} coordinates "
+                f"[{c.min():g} .. {c.max():g}, {c.size} cells] are not this grid's cell "
+                f"centres [{ref.min():g} .. {ref.max():g}, {ref.size} cells]"
+            )

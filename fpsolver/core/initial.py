@@ -115,7 +115,13 @@ def density_array(grid: Grid, p0: Any, name: str = "p0") -> np.ndarray:
     p = cell_array(grid, p0, name).copy()
     if np.any(p < 0):
         raise ValueError(f"`{name}` must be non-negative; min is {p.min():g}")
-    total = float(np.sum(grid.volumes * p))
+    with np.errstate(over="ignore"):
+        total = float(np.sum(grid.volumes * p))
+    if not np.isfinite(total):
+        raise ValueError(
+            f"`{name}` has a mass Σ V p that overflows (max value {p.max():g}); "
+            "give a density of finite mass"
+        )
     if not total > 0:
         raise ValueError(f"`{name}` has zero mass; a density needs Σ V p > 0")
     if abs(total - 1.0) > 1e-10:

@@ -129,6 +129,8 @@ class Model:
             out = call_field(func, self.grid.names, points)
         except Exception as err:  # report which field failed, keep the cause
             raise ValueError(f"`{name}` callable failed on the grid: {err}") from err
+        if np.iscomplexobj(out):
+            raise TypeError(f"`{name}` callable must return real values; got complex ones")
         out = np.asarray(out, dtype=float)
         try:
             return np.broadcast_to(out, shape)
@@ -146,6 +148,8 @@ class Model:
             out = call_field(func, self.grid.names, points)
         except Exception as err:
             raise ValueError(f"`{name}` callable failed on the grid: {err}") from err
+        if any(np.iscomplexobj(c) for c in (out if isinstance(out, (list, tuple)) else [out])):
+            raise TypeError(f"`{name}` callable must return real values; got complex ones")
         ndim = self.grid.ndim
         if isinstance(out, (list, tuple)):
             comps = list(out)
@@ -169,6 +173,8 @@ class Model:
             )
         result = []
         for c in comps:
+            if np.iscomplexobj(c):
+                raise TypeError(f"`{name}` callable must return real values; got complex ones")
             c = np.asarray(c, dtype=float)
             try:
                 result.append(np.broadcast_to(c, shape))
