@@ -10,6 +10,7 @@ because checkpoints are files (:mod:`fpsolver.io`).
 from __future__ import annotations
 
 import hashlib
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -158,6 +159,7 @@ def solve(
         save_every = stepper.dt
     schedule = SaveSchedule(t_stop, every=save_every, at=save_at, every_step=stepper.adaptive)
     _check_max_steps(stepper, t_final, max_steps)
+    _warn_if_slow(stepper, t_final, method)
     p = density_array(op.grid, p0, "p0").ravel()
     attrs = _attrs(op, stepper, method, t_end if equilibrium else t_final)
     if equilibrium:
@@ -190,7 +192,8 @@ class _Run:
         self.diagnostics = Diagnostics(op, initial_mass=mass(op.grid.volumes.ravel(), p))
         self.storage = Storage(op)
         self.stop = EquilibriumStop(self.diagnostics, tol) if tol is not None else None
-        self.chain: list[Tracker] = [DiagnosticsTracker(self.diagnostics), self.storage]
+        tracker = DiagnosticsTracker(self.diagnostics, attrs["method"])
+        self.chain: list[Tracker] = [tracker, self.storage]
         self.chain += [self.stop] if self.stop is not None else []
         self.t0, self.resumed = 0.0, False
 
@@ -290,6 +293,26 @@ def _check_max_steps(stepper: Stepper, t_final: float | None, max_steps: int) ->
         raise ValueError(
             f"`dt`={stepper.dt:g} needs {needed} steps to reach t_end={t_final:g}, more than "
             f"`max_steps`={max_steps}; use a larger dt, method='adaptive' or raise max_steps"
+        )
+
+
+def _warn_if_slow(stepper: Stepper, t_final: float | None, method: str) -> None:
+    """Warn when a method dominated by products L·p will take minutes."""
+    products = stepper.products_estimate(t_final) if t_final is not None else None
+    if not products:
+        return
+    p = np.ones(stepper.L.shape[0])
+    start = time.perf_counter()
+    for _ in range(3):
+        stepper.L @ p
+    seconds = products * (time.perf_counter() - start) / 3
+    if seconds > 60.0:
+        warnings.warn(
+            f"method={method!r} needs about {products:.2g} products with L here, roughly "
+            f"{seconds / 60:.0f} min on this machine; 'tr_bdf2' or 'adaptive' are far "
+            "cheaper on problems of this size and stiffness",
+            RuntimeWarning,
+            stacklevel=3,
         )
 
 

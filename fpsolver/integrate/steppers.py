@@ -174,6 +174,13 @@ class Stepper:
         """Factorisations built so far by the linear solver."""
         return 0 if self.linear is None else self.linear.factorizations
 
+    def products_estimate(self, span: float) -> float | None:
+        """Products L·p needed to cover `span`, where the method's cost is dominated by them.
+
+        None for methods whose cost is dominated by linear solves.
+        """
+        return None
+
 
 class BackwardEuler(Stepper):
     r"""Backward Euler: ``(I − dt L) pⁿ⁺¹ = pⁿ``. Order 1.
@@ -429,6 +436,14 @@ class Exponential(Stepper):
     name = "exponential"
     order = EXACT
     uses_linear_solver = False
+
+    def products_estimate(self, span: float) -> float:
+        """About 2·span·max|L_ii| + 20 per step: the Krylov/Taylor degree of
+        :func:`~scipy.sparse.linalg.expm_multiply` grows with ‖dt L‖₁ ≈ 2 dt max|L_ii|
+        (Al-Mohy & Higham 2011)."""
+        norm = 2.0 * float(np.max(np.abs(self.L.diagonal()), initial=0.0))
+        steps = math.ceil(span / self.dt) if self.dt else 1
+        return span * norm + 20.0 * steps
 
     def step(self, p: np.ndarray, dt: float) -> np.ndarray:
         from scipy.sparse.linalg import expm_multiply

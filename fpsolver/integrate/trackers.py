@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import sys
 import time as _time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -143,14 +144,35 @@ class Diagnostics:
 
 
 class DiagnosticsTracker(Tracker):
-    """Adds the :class:`Diagnostics` of every frame to its ``info``."""
+    """Adds the :class:`Diagnostics` of every frame to its ``info``.
 
-    def __init__(self, diagnostics: Diagnostics) -> None:
+    Warns once (``RuntimeWarning``) when a frame has a negative mass above
+    `negative_tol` of its mass: the step is too long for the method on this
+    data (Crank–Nicolson rings on rough data), and the entropy-type
+    diagnostics leave that part out.
+    """
+
+    def __init__(
+        self, diagnostics: Diagnostics, method: str = "", negative_tol: float = 1e-8
+    ) -> None:
         self.diagnostics = diagnostics
+        self.method = method
+        self.negative_tol = float(negative_tol)
+        self.warned = False
 
     def on_frame(self, t: float, p: np.ndarray, info: dict[str, Any]) -> None:
         info.update(self.diagnostics(p))
         info["mean"], info["covariance"] = self.diagnostics.moments(p)
+        negative = info["negative_mass"]
+        if not self.warned and negative > self.negative_tol * abs(info["mass"]):
+            self.warned = True
+            warnings.warn(
+                f"method={self.method!r} produced negative densities (negative mass "
+                f"{negative:.3g} at t={t:g}): the step is too long for this method on this "
+                "data; use a smaller dt or an L-stable method ('tr_bdf2', 'backward_euler')",
+                RuntimeWarning,
+                stacklevel=2,
+            )
 
 
 class Storage(Tracker):

@@ -27,6 +27,7 @@ accumulate per block.
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,12 +36,13 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
+from ..core.diagnostics import log_gibbs
 from ..core.grid import Grid, field_caller
 from ..core.initial import density_array
 from ..core.model import Model
 from ..core.schedule import SaveSchedule, positive, substeps
 
-__all__ = ["simulate_particles", "histogram_free_energy", "BLOCK_SIZE"]
+__all__ = ["simulate_particles", "histogram_free_energy", "drift_stiffness", "BLOCK_SIZE"]
 
 #: Particles per reproducibility block (fixed: changing it changes results).
 BLOCK_SIZE = 8192
@@ -165,6 +167,20 @@ class _Dynamics:
             noise[a] += dt * drift
             pos[a] += noise[a]
         return sig2
+
+    def drift(self, pos: np.ndarray) -> list[np.ndarray]:
+        """The Itô drift K (F − ∇E) + T ∇·K at positions `pos` (nd, m)."""
+        g = self._grad(pos) if self._grad is not None else None
+        f = self._force(pos) if self._force is not None else None
+        if self.k_const is not None:
+            k, div = list(self.k_const), [0.0] * self.nd
+        else:
+            k, div = self._mobility(pos)
+        out = []
+        for a in range(self.nd):
+            drive = (f[a] if f is not None else self.f_const[a]) - (g[a] if g is not None else 0.0)
+            out.append(np.broadcast_to(k[a] * drive + self.T * np.asarray(div[a]), pos[0].shape))
+        return out
 
     def _increment_constant(self, pos, noise, tmp, dt, g, f) -> list[Any]:
         """The step for a constant diagonal mobility (no ∇·K term), in place."""
@@ -550,6 +566,63 @@ def histogram_free_energy(
 # ---------------------------------------------------------------------------
 # the public function
 # ---------------------------------------------------------------------------
+def drift_stiffness(
+    model: Model, where: np.ndarray | None = None, max_points: int = 50_000
+) -> float:
+    """The largest rate λ = max Σ_b |∂f_a/∂x_b| of the particle drift f on the grid.
+
+    Measured by finite differences of f between cell centres (on every k-th
+    cell of large grids), over the cells where the boolean mask `where`
+    (grid shape) is true, or all. Euler–Maruyama on dx = −λ x dt + ... is
+    unstable for dt·λ > 2 and its stationary variance is off by a factor
+    1/(1 − dt·λ/2): dt·λ should stay well below 1.
+
+    Examples
+    --------
+    >>> import fpsolver as fp
+    >>> g = fp.Grid(x=(-3, 3, 60))
+    >>> round(drift_stiffness(fp.FokkerPlanck(g, lambda x: 20 * x**2 / 2)), 6)
+    20.0
+    """
+    grid = model.grid
+    step = max(1, int(np.ceil((grid.size / max_points) ** (1.0 / grid.ndim))))
+    take = tuple(
+        slice(None, None, step) if c.size > 2 * step else slice(None) for c in grid.centers
+    )
+    axes = [c[t] for c, t in zip(grid.centers, take)]
+    if any(c.size < 2 for c in axes):
+        return 0.0
+    mesh = np.meshgrid(*axes, indexing="ij")
+    pos = np.stack([m.ravel() for m in mesh])
+    drift = [np.reshape(f, mesh[0].shape) for f in _Dynamics(model).drift(pos)]
+    total = np.zeros(mesh[0].shape)
+    for f in drift:
+        rate = sum(np.abs(np.gradient(f, c, axis=b)) for b, c in enumerate(axes))
+        total = np.maximum(total, rate)
+    if where is not None:
+        total = np.where(np.asarray(where)[take], total, 0.0)
+    return float(np.max(total))
+
+
+def _warn_if_stiff(model: Model, dt: float, start: np.ndarray) -> None:
+    """Warn when dt is too long for the drift where the particles are likely to be.
+
+    That region: the cells where the initial density `start` or the Gibbs
+    density exceeds 1e-6 of its peak.
+    """
+    log_q = log_gibbs(model.energy, model.temperature, model.grid.volumes)
+    where = (log_q > log_q.max() - 14.0) | (start > 1e-6 * start.max())
+    lam = drift_stiffness(model, where)
+    if dt * lam > 0.5:
+        warnings.warn(
+            f"`dt`={dt:g} is too long for Euler–Maruyama on this model: the drift changes "
+            f"at a rate up to λ ≈ {lam:.3g}, and dt·λ = {dt * lam:.2g} (unstable above 2, "
+            f"variance off by about {100 * dt * lam / 2:.0f} % near 1); use dt ≤ {0.1 / lam:.2g}",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
 def _is_positions(grid: Grid, p0: Any) -> bool:
     if callable(p0) or type(p0).__name__ == "DataArray":
         return False
@@ -612,6 +685,14 @@ def _initial_state(
                 f"got values in [{x.min():g}, {x.max():g}]"
             )
     return _count(n), None, positions
+
+
+def _start_density(grid: Grid, cdf: np.ndarray | None, positions: np.ndarray | None):
+    """Where the particles start, as cell weights (grid shape)."""
+    if cdf is not None:
+        return np.diff(cdf, prepend=0.0).reshape(grid.shape)
+    cells = grid.cell_index(positions.T)
+    return np.bincount(cells, minlength=grid.size).reshape(grid.shape).astype(float)
 
 
 def _count(n: Any, name: str = "n") -> int:
@@ -790,6 +871,7 @@ def simulate_particles(
     t_end = float(t_end)
     steps, ends, save_after, times = _plan_steps(t_end, dt, save_every, save_at)
     n, init_cdf, init_positions = _initial_state(model.grid, p0, n)
+    _warn_if_stiff(model, dt, _start_density(model.grid, init_cdf, init_positions))
     workers = _count(workers, "workers")
     batch_size = _count(batch_size, "batch_size")
 
