@@ -16,18 +16,25 @@ arguments, dunder or unknown names, calls of anything not whitelisted,
 constants larger than :data:`MAX_CONSTANT`, constant exponents larger than
 :data:`MAX_EXPONENT`, exponent towers (a power inside an exponent), and
 texts longer than :data:`MAX_LENGTH` or nested deeper than
-:data:`MAX_DEPTH`.
+:data:`MAX_DEPTH`. A left-associative chain of operators of one precedence
+level (``x + y - z + ...``, ``a * b / c * ...``, ``c1 & c2 & ...``) counts
+as one level however long it is; it is checked and evaluated without
+recursion, so only real nesting (parentheses on the right, function calls,
+unary signs) counts towards the depth. Constants may not redefine the
+predefined names (:data:`CONSTANTS`, :data:`FUNCTIONS`, Python keywords).
 
 A Python function may be referenced as ``"package.module:function"`` with
 :func:`resolve_reference`, but only when the caller opts in
-(``allow_python=True``): importing code is a decision for the user, not
-something a config file can do by itself.
+(``allow_python=True``): importing code is a decision for the person who
+runs it (``fpsolver run --allow-python``), never something a config file
+can do by itself.
 """
 
 from __future__ import annotations
 
 import ast
 import importlib
+import keyword
 import operator
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -39,8 +46,10 @@ import numpy as np
 __all__ = [
     "CONSTANTS",
     "FUNCTIONS",
+    "PREDEFINED",
     "Expression",
     "ExpressionError",
+    "check_constant_name",
     "compile_expression",
     "is_reference",
     "resolve_reference",
@@ -103,6 +112,9 @@ FUNCTIONS: dict[str, tuple[Callable[..., Any], int]] = {
     "clip": (np.clip, 3),
 }
 
+#: Names an expression predefines: constants and functions (not for redefinition).
+PREDEFINED: frozenset[str] = frozenset(CONSTANTS) | frozenset(FUNCTIONS)
+
 _BINOPS: dict[type, Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
     ast.Sub: operator.sub,
@@ -115,6 +127,17 @@ _BINOPS: dict[type, Callable[[Any, Any], Any]] = {
 _LOGIC: dict[type, Callable[[Any, Any], Any]] = {
     ast.BitAnd: np.logical_and,
     ast.BitOr: np.logical_or,
+}
+#: Operators of one precedence level: a left-associative chain of them is flat.
+_LEVELS: dict[type, int] = {
+    ast.Add: 0,
+    ast.Sub: 0,
+    ast.Mult: 1,
+    ast.Div: 1,
+    ast.FloorDiv: 1,
+    ast.Mod: 1,
+    ast.BitAnd: 2,
+    ast.BitOr: 3,
 }
 _UNARY: dict[type, Callable[[Any], Any]] = {ast.UAdd: operator.pos, ast.USub: operator.neg}
 _COMPARE: dict[type, Callable[[Any, Any], Any]] = {
@@ -208,11 +231,7 @@ class Expression:
         self.variables = tuple(variables)
         consts = dict(CONSTANTS)
         for key, value in (constants or {}).items():
-            if key in self.variables or key in FUNCTIONS or key.startswith("_"):
-                raise ExpressionError(
-                    f"{name}: constant {key!r} clashes with a variable, a function or a "
-                    "reserved name"
-                )
+            check_constant_name(key, self.variables, name)
             consts[key] = _check_number(value, f"{name}: constant {key!r}")
         self._constants = consts
         if not isinstance(text, str):
@@ -291,8 +310,9 @@ def resolve_reference(text: str, allow_python: bool, name: str = "expression") -
     text : str
         The reference.
     allow_python : bool
-        Must be True: importing code named in a config needs the user's
-        explicit consent (``allow_python = true`` or ``--allow-python``).
+        Must be True: importing code named in a config needs the explicit
+        consent of whoever runs it (``--allow-python`` on the command line,
+        ``allow_python=True`` in Python), never of the config itself.
     name : str
         What the reference describes, for error messages.
 
@@ -309,8 +329,9 @@ def resolve_reference(text: str, allow_python: bool, name: str = "expression") -
         raise ExpressionError(f"{name}: {text!r} is not of the form 'package.module:function'")
     if not allow_python:
         raise ExpressionError(
-            f"{name}: {text!r} refers to Python code; importing it needs your consent: "
-            "set `allow_python = true` at the top of the config or pass --allow-python"
+            f"{name}: {text!r} refers to Python code; importing it needs the consent of "
+            "whoever runs it: pass --allow-python on the command line (or "
+            "allow_python=True to load_config/parse_config); a config file cannot give it"
         )
     module_name, attr = text.strip().split(":")
     try:
@@ -352,11 +373,81 @@ def _check_number(value: Any, where: str) -> float:
     return v
 
 
+def check_constant_name(key: Any, variables: Iterable[str], name: str) -> None:
+    """Refuse a constant name that is not an identifier or redefines a known name.
+
+    Parameters
+    ----------
+    key : str
+        The constant's name.
+    variables : iterable of str
+        The variables (axis names) of the expressions.
+    name : str
+        What is being checked, the start of the error message.
+
+    Raises
+    ------
+    ExpressionError
+        When `key` is not an identifier, starts with ``_``, is a Python
+        keyword, a variable, or a predefined constant or function.
+
+    Examples
+    --------
+    >>> check_constant_name("pi", ["x"], "constants.pi")
+    Traceback (most recent call last):
+    ...
+    fpsolver.cli.expr.ExpressionError: constants.pi: constant 'pi' clashes with the predefined ...
+    """
+    if not isinstance(key, str) or not key.isidentifier() or key.startswith("_"):
+        reason = "a reserved name: constant names are identifiers not starting with '_'"
+    elif keyword.iskeyword(key):
+        reason = "a Python keyword"
+    elif key in tuple(variables):
+        reason = "a variable (an axis name)"
+    elif key in CONSTANTS:
+        reason = f"the predefined constant {key} = {CONSTANTS[key]!r}; it cannot be redefined"
+    elif key in FUNCTIONS:
+        reason = f"the predefined function {key}(); it cannot be redefined"
+    else:
+        return
+    raise ExpressionError(f"{name}: constant {key!r} clashes with {reason}; choose another name")
+
+
+#: Longest snippet of an expression quoted in an error message.
+SNIPPET_LENGTH = 80
+
+
 def _snippet(node: ast.AST) -> str:
     try:
-        return ast.unparse(node)
-    except Exception:  # pragma: no cover - unparse handles every node we see
+        text = ast.unparse(node)
+    except Exception:  # RecursionError on a very long chain: name the node instead
         return type(node).__name__
+    return text if len(text) <= SNIPPET_LENGTH else text[: SNIPPET_LENGTH - 1] + "…"
+
+
+def _chain(node: ast.BinOp) -> tuple[ast.AST, list[tuple[type, ast.AST, ast.BinOp]]]:
+    """Flatten a left-associative chain of operators of one precedence level.
+
+    ``a + b - c`` gives ``(a, [(Add, b, a + b), (Sub, c, a + b - c)])``: the
+    first operand and, in order, each operator with its right operand and
+    the node that applies it. Any other operator gives a chain of one link.
+    Runs without recursion, however long the chain.
+    """
+    level = _LEVELS.get(type(node.op))
+    links: list[tuple[type, ast.AST, ast.BinOp]] = []
+    while True:
+        links.append((type(node.op), node.right, node))
+        left = node.left
+        if level is None or not isinstance(left, ast.BinOp):
+            break
+        if _LEVELS.get(type(left.op)) != level:
+            break
+        node = left
+    links.reverse()
+    return left, links
+
+
+_ARITHMETIC = (ast.Add, ast.Sub, ast.Mult, ast.Div)
 
 
 def _constant_value(node: ast.AST) -> float | None:
@@ -366,13 +457,17 @@ def _constant_value(node: ast.AST) -> float | None:
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
         v = _constant_value(node.operand)
         return None if v is None else _UNARY[type(node.op)](v)
-    if isinstance(node, ast.BinOp) and type(node.op) in (ast.Add, ast.Sub, ast.Mult, ast.Div):
-        a, b = _constant_value(node.left), _constant_value(node.right)
-        if a is None or b is None:
+    if not isinstance(node, ast.BinOp):
+        return None
+    first, links = _chain(node)
+    value = _constant_value(first)
+    for op, right, _ in links:
+        b = _constant_value(right) if op in _ARITHMETIC else None
+        if value is None or b is None:
             return None
         with np.errstate(all="ignore"):
-            return float(_BINOPS[type(node.op)](np.float64(a), np.float64(b)))
-    return None
+            value = float(_BINOPS[op](np.float64(value), np.float64(b)))
+    return value
 
 
 def _contains_pow(node: ast.AST) -> bool:
@@ -440,26 +535,32 @@ def _check_name(node: ast.Name, scope: _Scope, depth: int) -> None:
 
 
 def _check_binop(node: ast.BinOp, scope: _Scope, depth: int) -> None:
-    name = scope.name
-    op = type(node.op)
-    if op not in _BINOPS and op not in _LOGIC:
-        raise ExpressionError(
-            f"{name}: operator {type(node.op).__name__} is not allowed (in {_snippet(node)!r})"
-        )
-    if op is ast.Pow:
-        if _contains_pow(node.right):
+    """Check a chain of binary operators (one level deep, however long; see :func:`_chain`)."""
+    first, links = _chain(node)
+    for op, _, step in links:
+        if op not in _BINOPS and op not in _LOGIC:
             raise ExpressionError(
-                f"{name}: exponent towers are not allowed (in {_snippet(node)!r}); "
+                f"{scope.name}: operator {op.__name__} is not allowed (in {_snippet(step)!r})"
+            )
+        if op is ast.Pow and _contains_pow(step.right):
+            raise ExpressionError(
+                f"{scope.name}: exponent towers are not allowed (in {_snippet(step)!r}); "
                 "a power may not contain another power or exp in its exponent"
             )
-        value = _constant_value(node.right)
-        if value is not None and not abs(value) <= MAX_EXPONENT:
-            raise ExpressionError(
-                f"{name}: exponent {value:g} is too large (limit ±{MAX_EXPONENT:g}) "
-                f"in {_snippet(node)!r}"
-            )
-    _check_node(node.left, scope, depth)
-    _check_node(node.right, scope, depth)
+    _check_node(first, scope, depth)
+    for op, right, step in links:
+        _check_node(right, scope, depth)
+        if op is ast.Pow:  # after the depth check: the exponent is a shallow tree
+            _check_exponent(step, scope)
+
+
+def _check_exponent(node: ast.BinOp, scope: _Scope) -> None:
+    value = _constant_value(node.right)
+    if value is not None and not abs(value) <= MAX_EXPONENT:
+        raise ExpressionError(
+            f"{scope.name}: exponent {value:g} is too large (limit ±{MAX_EXPONENT:g}) "
+            f"in {_snippet(node)!r}"
+        )
 
 
 def _check_unary(node: ast.UnaryOp, scope: _Scope, depth: int) -> None:
@@ -520,6 +621,12 @@ _CHECKERS: tuple[tuple[type, Callable[[Any, _Scope, int], None]], ...] = (
 
 
 # -- evaluation ----------------------------------------------------------
+def _apply(op: type, left: Any, right: Any) -> Any:
+    if op in _LOGIC:
+        return _LOGIC[op](np.asarray(left) != 0, np.asarray(right) != 0).astype(float)
+    return _BINOPS[op](left, right)
+
+
 def _eval(node: ast.AST, env: dict[str, np.ndarray], constants: dict[str, float], name: str):
     if isinstance(node, ast.Constant):
         return np.float64(node.value)
@@ -528,12 +635,11 @@ def _eval(node: ast.AST, env: dict[str, np.ndarray], constants: dict[str, float]
             return env[node.id]
         return np.float64(constants[node.id])
     if isinstance(node, ast.BinOp):
-        left = _eval(node.left, env, constants, name)
-        right = _eval(node.right, env, constants, name)
-        op = type(node.op)
-        if op in _LOGIC:
-            return _LOGIC[op](np.asarray(left) != 0, np.asarray(right) != 0).astype(float)
-        return _BINOPS[op](left, right)
+        first, links = _chain(node)
+        value = _eval(first, env, constants, name)
+        for op, right, _ in links:
+            value = _apply(op, value, _eval(right, env, constants, name))
+        return value
     if isinstance(node, ast.UnaryOp):
         return _UNARY[type(node.op)](_eval(node.operand, env, constants, name))
     if isinstance(node, ast.Compare):
