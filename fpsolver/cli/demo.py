@@ -55,7 +55,7 @@ def run_demo(
     Examples
     --------
     >>> import tempfile
-    >>> [p.name for p in run_demo(tempfile.mkdtemp(), n=24, t_end=0.2, dt=0.05)]
+    >>> [p.name for p in run_demo(tempfile.mkdtemp(), n=24, t_end=0.2, dt=0.02)]
     ['double_well.nc', 'double_well_snapshots.png', 'double_well_free_energy.png']
     """
     import matplotlib
