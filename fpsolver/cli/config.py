@@ -7,13 +7,28 @@ expressions in the axis names, evaluated by :mod:`fpsolver.cli.expr` — never b
 ``eval``. Every problem is reported as a :class:`ConfigError` whose message
 starts with the dotted key, e.g. ``model.temperature: must be positive, got -1``.
 
+Inputs that are wrong are refused, never repaired: unknown or misspelt keys
+in every section (with a "did you mean" hint), values of the wrong TOML type
+(``resume = "false"`` is a string, not a boolean), cell counts that are not
+integers, axis names that clash with the variables of a result
+(:data:`RESULT_NAMES`, the diagnostics) or with the names of the expression
+language,
+constants that redefine ``pi``, ``e``, ``tau`` or a function, output names
+with control characters or path separators, and problems too large for the
+memory of this machine (estimated up front, see :func:`memory_estimate`).
+
+A field may name a Python function, ``"package.module:function"``, which is
+then imported and called. Only the person running the config can allow that:
+``fpsolver run --allow-python`` or ``load_config(path, allow_python=True)``.
+A config cannot give that consent itself; a top-level ``allow_python`` key
+is an error.
+
 Schema (all sections but ``[grid]`` and ``[model]`` are optional)::
 
     title = "double well"            # used in figure titles
-    allow_python = false             # allow "package.module:function" fields
 
     [constants]                      # named numbers usable in expressions
-    a = 1.0
+    a = 1.0                          # (not pi, e, tau, a function or an axis name)
 
     [grid]                           # one key per axis, in order
     x = [-2.5, 2.5, 128]             # [lower, upper, cells] ...
@@ -38,25 +53,34 @@ Schema (all sections but ``[grid]`` and ``[model]`` are optional)::
     dt = 0.01
     t_end = 5.0                      # or "equilibrium" when the solver supports it
     save_every = 0.1
+    # any other keyword of fpsolver.solve, with the TOML type of its default:
+    # save_at = [0.5, 1.0], rtol, atol, tol, t_max, linear_rtol (numbers),
+    # max_steps (integer), linear_solver (string), resume (true/false),
+    # checkpoint = "run.ckpt.nc"     # a plain file name, in the output folder
 
     [particles]                      # optional cross-check with the SDE
     n = 100000
     dt = 1e-3
     seed = 0
+    # also save_every, save_at, batch_size, workers (see simulate_particles)
 
     [output]
     figures = true
     animation = false                # false, "gif" or "mp4"
-    dpi = 100
-    name = "result"                  # file stem of the outputs
+    dpi = 100                        # at most MAX_DPI
+    name = "result"                  # file stem of the outputs: no "/", "\\",
+                                     # control characters or leading "."
 """
 
 from __future__ import annotations
 
 import difflib
 import inspect
+import keyword
 import math
+import os
 import sys
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,19 +88,55 @@ from typing import Any
 
 import numpy as np
 
-from .expr import Expression, ExpressionError, is_reference, resolve_reference
+from .expr import (
+    FUNCTIONS,
+    PREDEFINED,
+    Expression,
+    ExpressionError,
+    check_constant_name,
+    is_reference,
+    resolve_reference,
+)
 
 if sys.version_info >= (3, 11):  # pragma: no cover - version dependent
     import tomllib
 else:  # pragma: no cover - version dependent
     import tomli as tomllib
 
-__all__ = ["ConfigError", "RunConfig", "load_config", "parse_config"]
+__all__ = [
+    "ConfigError",
+    "RunConfig",
+    "available_memory",
+    "check_memory",
+    "figure_memory",
+    "load_config",
+    "memory_estimate",
+    "parse_config",
+]
 
 SECTIONS = ("grid", "model", "initial", "solve", "particles", "output", "constants")
-TOP_LEVEL = ("title", "allow_python", *SECTIONS)
+TOP_LEVEL = ("title", *SECTIONS)
 INITIAL_TYPES = ("gaussian", "expression", "uniform", "equilibrium")
 ANIMATION_FORMATS = ("gif", "mp4")
+
+#: Names of the variables, coordinates and dimensions of solve and particle
+#: results (and the diagnostics of :data:`fpsolver.integrate.trackers.DIAGNOSTICS`,
+#: added in :func:`_reserved_names`): an axis may not be called so.
+RESULT_NAMES = (
+    "p", "energy", "time", "axis", "axis2", "mass", "mean", "covariance", "free_energy",
+    "density", "survival", "count", "exit", "exit_time", "exit_wall", "free_energy_se",
+    "occupied_cells", "entropy", "mean_energy",
+)  # fmt: skip
+#: Largest accepted figure resolution (dots per inch).
+MAX_DPI = 2000
+#: Longest accepted output name or checkpoint file name, in UTF-8 bytes.
+MAX_NAME_BYTES = 200
+
+_CONSENT = (
+    "a config cannot give consent to run Python code; consent is given on the command "
+    "line (--allow-python) or by the caller (load_config(path, allow_python=True)), "
+    "never by the file: remove this key"
+)
 
 
 class ConfigError(ValueError):
@@ -125,8 +185,8 @@ def load_config(path: str | Path, allow_python: bool = False) -> RunConfig:
     path : str or Path
         The ``.toml`` file.
     allow_python : bool
-        Allow ``"package.module:function"`` references even when the config
-        does not set ``allow_python = true`` itself.
+        Allow ``"package.module:function"`` references (they import and run
+        Python code). This is the caller's consent; a config cannot give it.
 
     Returns
     -------
@@ -179,6 +239,26 @@ def parse_config(
 ) -> RunConfig:
     """Validate a parsed config (a dict as read from TOML) and build the run.
 
+    Parameters
+    ----------
+    data : mapping
+        The parsed TOML document.
+    allow_python : bool
+        Allow ``"package.module:function"`` references: the caller's
+        consent to import and run Python code. A config cannot give it; a
+        top-level ``allow_python`` key is an error.
+    source : Path, optional
+        The file `data` was read from (the default title is its stem).
+
+    Returns
+    -------
+    RunConfig
+
+    Raises
+    ------
+    ConfigError
+        With the offending key and the reason.
+
     Examples
     --------
     >>> cfg = parse_config({"grid": {"x": [-3, 3, 40]},
@@ -188,17 +268,19 @@ def parse_config(
     fpsolver.cli.config.ConfigError: model.temperatur: unknown key (did you mean ...
     """
     top = _Table(data, "")
+    if top.has("allow_python"):
+        raise top.error("allow_python", _CONSENT)
     top.check_keys(TOP_LEVEL)
     title = top.get_str("title", default=source.stem if source else "fpsolver run")
-    allow = top.get_bool("allow_python", default=False) or allow_python
-    constants = _constants(top.table("constants", required=False))
     grid = _grid(top.table("grid"))
-    ctx = _Context(grid.names, constants, allow)
+    constants = _constants(top.table("constants", required=False), grid.names)
+    ctx = _Context(grid.names, constants, bool(allow_python))
     model = _model(top.table("model"), grid, ctx)
     p0 = _initial(top.table("initial", required=False), model, ctx)
     solve = _solve(top.table("solve", required=False))
     particles = _particles(top.table("particles", required=False), solve)
     output = _output(top.table("output", required=False))
+    check_memory("solve", math.prod(grid.shape), _frame_count(solve))
     return RunConfig(title, grid, model, p0, solve, particles, output, dict(data), source)
 
 
@@ -290,6 +372,130 @@ def _number(key: str, value: Any, positive: bool = False, integer: bool = False)
     return int(value) if integer else float(value)
 
 
+#: Numbers per cell of the sparse generator and the solver's work arrays.
+GENERATOR_WORDS = 10
+#: Copies of each saved frame a command-line run holds: the solver's store, the
+#: frames kept for a Ctrl-C and the stacked result.
+FRAME_COPIES = 3
+#: Size of the widest standard figure, in inches (six snapshots in a row).
+FIGURE_INCHES = (24.0, 4.0)
+
+
+def memory_estimate(cells: int, frames: int = 0) -> int:
+    """Bytes a run needs, estimated before anything is allocated.
+
+    ``8 · cells · (GENERATOR_WORDS + FRAME_COPIES · frames)``: the sparse
+    generator and the solver's work arrays (about ten numbers per cell)
+    plus the saved frames. A lower bound: factorisations fill in.
+
+    Examples
+    --------
+    >>> memory_estimate(1000, frames=10)
+    320000
+    """
+    return 8 * int(cells) * (GENERATOR_WORDS + FRAME_COPIES * int(frames))
+
+
+def figure_memory(dpi: int) -> int:
+    """Bytes to draw the widest standard figure at `dpi` (RGBA pixels, twice).
+
+    Examples
+    --------
+    >>> figure_memory(100)
+    7680000
+    """
+    width, height = FIGURE_INCHES
+    return 2 * 4 * int(width * dpi) * int(height * dpi)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to this process, or None when unknown.
+
+    The least of ``MemAvailable`` (``/proc/meminfo``), a cgroup limit
+    (``memory.max`` or ``memory.limit_in_bytes``) and the physical memory
+    (``SC_PAGE_SIZE · SC_PHYS_PAGES``), where each can be read.
+    """
+    found = []
+    try:
+        found.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        pass
+    for path, prefix, scale in (
+        ("/proc/meminfo", "MemAvailable:", 1024),
+        ("/sys/fs/cgroup/memory.max", "", 1),
+        ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "", 1),
+    ):
+        try:
+            with open(path, encoding="ascii") as fh:
+                for line in fh:
+                    if line.startswith(prefix) and line[len(prefix) :].split()[0].isdigit():
+                        found.append(int(line[len(prefix) :].split()[0]) * scale)
+                        break
+        except (OSError, ValueError, IndexError):
+            continue
+    return min(found) if found else None
+
+
+def _gigabytes(nbytes: float) -> str:
+    return f"{nbytes / 1e9:.3g} GB"
+
+
+def check_memory(key: str, cells: int, frames: int = 0, figure: int = 0) -> None:
+    """Refuse up front a problem whose memory estimate exceeds the available memory.
+
+    Parameters
+    ----------
+    key : str
+        What is refused, the start of the message (e.g. ``"grid"``).
+    cells, frames : int
+        Grid cells and saved frames (see :func:`memory_estimate`).
+    figure : int
+        Bytes of the largest figure (see :func:`figure_memory`).
+
+    Raises
+    ------
+    ConfigError
+        With the estimate and the memory available.
+    """
+    need = memory_estimate(cells, frames) + figure
+    avail = available_memory()
+    if avail is None or need <= avail:
+        return
+    if figure and not cells:
+        what = f"a figure at this resolution needs about {_gigabytes(need)}"
+        hint = "lower the dpi"
+    elif frames:
+        what = f"{frames} saved frames of {cells} cells need about {_gigabytes(need)}"
+        hint = "save fewer frames (a larger save_every) or use fewer cells"
+    else:
+        what = f"a grid of {cells} cells needs about {_gigabytes(need)}"
+        hint = "use fewer cells"
+    raise ConfigError(
+        f"{key}: too large for memory: {what} (8 bytes a number), more than the "
+        f"{_gigabytes(avail)} available; {hint}"
+    )
+
+
+def _plain_name(key: str, value: Any, what: str = "file name") -> str:
+    """A file name (`what`) without folders, control characters or a leading dot."""
+    if not isinstance(value, str):
+        raise ConfigError(f"{key}: must be a string, got {_type_name(value)} {value!r}")
+    bad = [c for c in value if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")]
+    if bad:
+        raise ConfigError(f"{key}: must not contain control characters, got {value!r}")
+    if not value.strip() or any(c in value for c in "/\\") or value.startswith("."):
+        raise ConfigError(
+            f"{key}: must be a plain {what} (no '/' or '\\', not empty, not starting "
+            f"with '.'), got {value!r}"
+        )
+    if len(value.encode("utf-8")) > MAX_NAME_BYTES:
+        raise ConfigError(
+            f"{key}: must be at most {MAX_NAME_BYTES} bytes long, got "
+            f"{len(value.encode('utf-8'))} ({value[:20]!r}...)"
+        )
+    return value
+
+
 @dataclass
 class _Context:
     names: tuple[str, ...]
@@ -347,15 +553,60 @@ def _vector_callable(comps: list[float | Callable[..., Any]], names: tuple[str, 
 
 
 # -- sections ------------------------------------------------------------
-def _constants(table: _Table | None) -> dict[str, float]:
+def _constants(table: _Table | None, axes: tuple[str, ...]) -> dict[str, float]:
+    """Named numbers; they may not redefine an axis or a predefined name (pi, exp, ...)."""
     if table is None:
         return {}
     out = {}
     for k, v in table.data.items():
-        if not str(k).isidentifier() or str(k).startswith("_"):
-            raise table.error(str(k), "constant names must be identifiers not starting with '_'")
+        try:
+            check_constant_name(str(k), axes, table.key(str(k)))
+        except ExpressionError as err:
+            raise ConfigError(str(err)) from None
         out[str(k)] = table.number(str(k), v)
     return out
+
+
+def _reserved_names() -> frozenset[str]:
+    """Names an axis may not take: result variables, diagnostics, expression names."""
+    from ..integrate.trackers import DIAGNOSTICS
+
+    return frozenset(RESULT_NAMES) | frozenset(DIAGNOSTICS) | PREDEFINED
+
+
+def _check_axis_name(key: str, name: Any) -> None:
+    if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):
+        raise ConfigError(
+            f"{key}: axis names must be identifiers not starting with '_', got {name!r}"
+        )
+    if keyword.iskeyword(name):
+        raise ConfigError(f"{key}: the axis name {name!r} is a Python keyword; choose another")
+    if name in PREDEFINED:
+        what = "function" if name in FUNCTIONS else "constant"
+        raise ConfigError(
+            f"{key}: the axis name {name!r} is a predefined {what} of the expression "
+            "language; choose another"
+        )
+    if name in _reserved_names():
+        raise ConfigError(
+            f"{key}: axis names must be identifiers that no variable of the result takes; "
+            f"the axis name {name!r} is taken (like p, energy, time, mass, mean, covariance, "
+            "axis, axis2 and the diagnostics); choose another"
+        )
+
+
+def _cells(key: str, value: Any) -> int:
+    """A cell count: a TOML integer, at least 2."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        hint = ""
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            hint = f"; write {int(value)}, without a decimal point"
+        raise ConfigError(
+            f"{key}: must be an integer, got {value!r}: the number of cells, at least 2{hint}"
+        )
+    if value < 2:
+        raise ConfigError(f"{key}: needs at least 2 cells, got {value}")
+    return value
 
 
 def _grid(table: _Table):
@@ -368,48 +619,49 @@ def _grid(table: _Table):
         raise table.error("periodic", f"must be a list of axis names, got {periodic!r}")
     axes: dict[str, Any] = {}
     for name, spec in table.data.items():
-        if name == "periodic":
-            continue
-        key = table.key(name)
-        if not str(name).isidentifier() or name in ("time",) or name.startswith("_"):
-            raise ConfigError(f"{key}: axis names must be identifiers (not 'time' or '_…')")
-        if isinstance(spec, list):
-            if len(spec) != 3:
-                raise ConfigError(
-                    f"{key}: must be [lower, upper, cells] or {{ edges = [...] }}, got {spec!r}"
-                )
-            lo = _number(f"{key}[0]", spec[0])
-            hi = _number(f"{key}[1]", spec[1])
-            cells = _number(f"{key}[2]", spec[2], integer=True)
-            if cells < 2:
-                raise ConfigError(f"{key}[2]: needs at least 2 cells, got {cells}")
-            if not hi > lo:
-                raise ConfigError(f"{key}: needs lower < upper, got [{lo:g}, {hi:g}]")
-            axes[name] = (lo, hi, cells)
-        elif isinstance(spec, Mapping):
-            sub = _Table(spec, key)
-            sub.check_keys(("edges",))
-            edges = sub.raw("edges", required=True)
-            if not isinstance(edges, list) or len(edges) < 3:
-                raise sub.error("edges", f"must be a list of at least 3 edges, got {edges!r}")
-            values = [_number(f"{key}.edges[{i}]", e) for i, e in enumerate(edges)]
-            if not all(b > a for a, b in zip(values, values[1:])):
-                raise sub.error("edges", "must be strictly increasing")
-            axes[name] = np.array(values)
-        else:
-            raise ConfigError(
-                f"{key}: must be [lower, upper, cells] or {{ edges = [...] }}, "
-                f"got {_type_name(spec)} {spec!r}"
-            )
+        if name != "periodic":
+            _check_axis_name(table.key(name), name)
+            axes[name] = _axis(table.key(name), spec)
     if not axes:
         raise ConfigError(f"{table.path}: no axes; add e.g. x = [-2, 2, 100]")
     unknown = [p for p in periodic if p not in axes]
     if unknown:
         raise table.error("periodic", f"names unknown axes {unknown}; the axes are {list(axes)}")
+    cells = math.prod(a[2] if isinstance(a, tuple) else len(a) - 1 for a in axes.values())
+    check_memory(table.path, cells)
     try:
         return Grid(periodic=tuple(periodic), **axes)
     except ValueError as err:
         raise ConfigError(f"{table.path}: {err}") from None
+
+
+def _axis(key: str, spec: Any) -> Any:
+    """One axis: ``(lower, upper, cells)`` or an array of edges."""
+    if isinstance(spec, list):
+        if len(spec) != 3:
+            raise ConfigError(
+                f"{key}: must be [lower, upper, cells] or {{ edges = [...] }}, got {spec!r}"
+            )
+        lo = _number(f"{key}[0]", spec[0])
+        hi = _number(f"{key}[1]", spec[1])
+        cells = _cells(f"{key}[2]", spec[2])
+        if not hi > lo:
+            raise ConfigError(f"{key}: needs lower < upper, got [{lo:g}, {hi:g}]")
+        return (lo, hi, cells)
+    if isinstance(spec, Mapping):
+        sub = _Table(spec, key)
+        sub.check_keys(("edges",))
+        edges = sub.raw("edges", required=True)
+        if not isinstance(edges, list) or len(edges) < 3:
+            raise sub.error("edges", f"must be a list of at least 3 edges, got {edges!r}")
+        values = [_number(f"{key}.edges[{i}]", e) for i, e in enumerate(edges)]
+        if not all(b > a for a, b in zip(values, values[1:])):
+            raise sub.error("edges", "must be strictly increasing")
+        return np.array(values)
+    raise ConfigError(
+        f"{key}: must be [lower, upper, cells] or {{ edges = [...] }}, "
+        f"got {_type_name(spec)} {spec!r}"
+    )
 
 
 MODEL_KEYS = ("energy", "temperature", "mobility", "force", "boundary")
@@ -570,6 +822,68 @@ def _signature_keys(f: Callable[..., Any]) -> tuple[str, ...]:
     return tuple(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
 
 
+#: TOML kinds of pass-through keys, from a parameter's annotation (defaults of None).
+_ANNOTATION_KINDS = {
+    frozenset({"bool"}): "bool",
+    frozenset({"int"}): "int",
+    frozenset({"float"}): "number",
+    frozenset({"int", "float"}): "number",
+    frozenset({"Sequence[float]"}): "numbers",
+    frozenset({"str"}): "string",
+    frozenset({"str", "Path"}): "string",
+}
+
+
+def _kind(param: inspect.Parameter) -> str | None:
+    """The TOML kind a keyword takes: from its default, else its annotation; None if unknown."""
+    default = param.default
+    if isinstance(default, bool):
+        return "bool"
+    for kind, types in (("int", int), ("number", float), ("string", str)):
+        if isinstance(default, types):
+            return kind
+    text = param.annotation if isinstance(param.annotation, str) else str(param.annotation)
+    parts = frozenset(part.strip() for part in text.split("|")) - {"None"}
+    return _ANNOTATION_KINDS.get(parts)
+
+
+def _pass_through(f: Callable[..., Any], skip: tuple[str, ...]) -> dict[str, str]:
+    """Keywords of `f` a config may set (not in `skip`), each with its TOML kind."""
+    params = inspect.signature(f).parameters.values()
+    kinds = {
+        p.name: _kind(p) for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
+    return {k: v for k, v in kinds.items() if k not in skip and v is not None}
+
+
+def _typed(key: str, value: Any, kind: str) -> Any:
+    """`value` checked to be of the TOML `kind` (no conversions from strings)."""
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(
+                f"{key}: must be true or false (a TOML boolean, without quotes), "
+                f"got {_type_name(value)} {value!r}"
+            )
+        return value
+    if kind in ("int", "number"):
+        return _number(key, value, integer=kind == "int")
+    if kind == "string":
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: must be a string, got {_type_name(value)} {value!r}")
+        return value
+    if not isinstance(value, list):
+        raise ConfigError(f"{key}: must be a list of numbers, got {_type_name(value)} {value!r}")
+    return [_number(f"{key}[{i}]", v) for i, v in enumerate(value)]
+
+
+def _extra_keys(table: _Table, kinds: dict[str, str]) -> dict[str, Any]:
+    """The pass-through keys present in `table`, type-checked."""
+    out = {k: _typed(table.key(k), table.raw(k), kind) for k, kind in kinds.items() if table.has(k)}
+    if "checkpoint" in out:
+        out["checkpoint"] = _plain_name(table.key("checkpoint"), out["checkpoint"])
+    return out
+
+
 SOLVE_KEYS = ("method", "dt", "t_end", "save_every")
 
 
@@ -577,10 +891,9 @@ def _solve(table: _Table | None) -> dict[str, Any]:
     data = table if table is not None else _Table({}, "solve")
     from ..api.runs import solve
 
-    sig = _signature_keys(solve)
-    extra = tuple(k for k in sig if k not in ("model", "p0", *SOLVE_KEYS))
-    extra = tuple(k for k in extra if k not in ("progress", "callback", "trackers"))
-    data.check_keys(SOLVE_KEYS + extra)
+    skip = ("model", "p0", *SOLVE_KEYS, "progress", "callback", "trackers")
+    extra = _pass_through(solve, skip)
+    data.check_keys(SOLVE_KEYS + tuple(extra))
     out: dict[str, Any] = {}
     t_end = data.raw("t_end", required=True)
     if isinstance(t_end, str):
@@ -599,15 +912,41 @@ def _solve(table: _Table | None) -> dict[str, Any]:
         for k in ("dt", "save_every"):
             if k in out and out[k] > out["t_end"]:
                 raise data.error(k, f"must not exceed t_end = {out['t_end']:g}, got {out[k]:g}")
-    for k in extra:
-        if data.has(k):
-            v = data.raw(k)
-            if isinstance(v, Mapping):
-                raise data.error(k, "must be a number, string, boolean or list, not a table")
-            if isinstance(v, float) and not math.isfinite(v):
-                raise data.error(k, f"must be finite, got {v!r}")
-            out[k] = v
+    out.update(_extra_keys(data, extra))
+    _check_steps(data, out, inspect.signature(solve).parameters["max_steps"].default)
     return out
+
+
+def _check_steps(table: _Table, solve: dict[str, Any], default_max: int) -> None:
+    """Refuse up front a fixed step that needs more than ``max_steps`` steps."""
+    t_end, dt = solve["t_end"], solve.get("dt")
+    if not isinstance(t_end, float) or dt is None or solve.get("method") == "adaptive":
+        return
+    max_steps = solve.get("max_steps", default_max)
+    steps = t_end / dt
+    if steps > max_steps:
+        raise table.error(
+            "dt",
+            f"dt = {dt:g} needs {steps:.3g} steps to reach t_end = {t_end:g}, more than "
+            f"max_steps = {max_steps}; use a larger dt or raise solve.max_steps",
+        )
+
+
+def _frame_count(solve: dict[str, Any]) -> int:
+    """Frames a solve will save, as far as the config tells (at least 2)."""
+    if "save_at" in solve:
+        return len(solve["save_at"]) + 2
+    t_end = solve["t_end"]
+    horizon = t_end if isinstance(t_end, float) else solve.get("t_max")
+    every = solve.get("save_every")
+    if every is None and solve.get("method", "bdf2") != "adaptive":
+        every = solve.get("dt")  # every step is saved
+    if horizon is None or every is None:
+        return 2
+    frames = math.ceil(min(horizon / every, 1e18)) + 2
+    if every == solve.get("dt") and "save_every" not in solve:
+        frames = min(frames, solve.get("max_steps", frames) + 2)
+    return max(int(frames), 2)
 
 
 def _check_method(table: _Table, method: str) -> None:
@@ -625,9 +964,8 @@ def _particles(table: _Table | None, solve: dict[str, Any]) -> dict[str, Any] | 
         return None
     from ..sampling.particles import simulate_particles
 
-    sig = _signature_keys(simulate_particles)
-    extra = tuple(k for k in sig if k not in ("model", "p0", "t_end", *PARTICLE_KEYS, "progress"))
-    table.check_keys(PARTICLE_KEYS + extra)
+    extra = _pass_through(simulate_particles, ("model", "p0", "t_end", *PARTICLE_KEYS, "progress"))
+    table.check_keys(PARTICLE_KEYS + tuple(extra))
     out: dict[str, Any] = {"n": table.get_number("n", integer=True, positive=True)}
     out["dt"] = table.get_number("dt", positive=True)
     if table.has("seed"):
@@ -644,9 +982,7 @@ def _particles(table: _Table | None, solve: dict[str, Any]) -> dict[str, Any] | 
         raise ConfigError(f"particles: a particle check needs a numeric solve.t_end, got {t_end!r}")
     if out["dt"] > t_end:
         raise table.error("dt", f"must not exceed solve.t_end = {t_end:g}, got {out['dt']:g}")
-    for k in extra:
-        if table.has(k):
-            out[k] = table.raw(k)
+    out.update(_extra_keys(table, extra))
     return out
 
 
@@ -658,8 +994,9 @@ def _output(table: _Table | None) -> dict[str, Any]:
         anim = "gif"
     if anim is not False and anim not in ANIMATION_FORMATS:
         raise data.error("animation", f'must be false, "gif" or "mp4"; got {anim!r}')
-    name = data.get_str("name", default="result")
-    if not name or any(c in name for c in "/\\") or name.startswith("."):
-        raise data.error("name", f"must be a plain file stem, got {name!r}")
+    name = _plain_name(data.key("name"), data.raw("name", "result"), "file stem")
     dpi = data.get_number("dpi", default=100, integer=True, positive=True)
+    if dpi > MAX_DPI:
+        raise data.error("dpi", f"must be at most {MAX_DPI}, got {dpi}")
+    check_memory(data.key("dpi"), 0, figure=figure_memory(dpi))
     return {"figures": data.get_bool("figures", True), "animation": anim, "dpi": dpi, "name": name}
