@@ -2,40 +2,59 @@
 
 Subcommands::
 
-    fpsolver run CONFIG.toml [-o OUTDIR] [--allow-python]
+    fpsolver run CONFIG.toml [-o OUTDIR] [--allow-python] [--no-figures]
     fpsolver demo [-o OUTDIR]
     fpsolver validate [--quick] [-o OUTDIR]
-    fpsolver plot RESULT.nc [-o OUTDIR] [--animation {gif,mp4}]
+    fpsolver plot RESULT.nc [-o OUTDIR] [--animation {gif,mp4}] [--dpi DPI]
 
-Exit status: 0 on success, 2 for bad usage or a bad config (the message
-names the key and the reason), 1 for a numerical failure (a solver error or
-a result that is not finite).
+Exit status: 0 on success; 1 for a numerical failure (a solver error or a
+result that is not finite); 2 for bad usage or bad input: a bad config (the
+message names the key and the reason), a file or folder that cannot be read
+or written, a result file that is not one, a problem too large for memory;
+130 when interrupted (Ctrl-C). A user's problem is never a traceback: it is
+one line on stderr, ``fpsolver COMMAND: error: ...`` (``fpsolver COMMAND:
+numerical failure: ...`` for status 1). Ctrl-C during ``run`` saves the
+frames computed so far as ``<name>_interrupted.nc`` in the output folder and
+says so.
+
+Python code named in a config (``"package.module:function"``) is imported
+only with ``--allow-python``: the consent of the person running the command,
+never of the config file.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["main"]
+from ..integrate.trackers import Tracker
+
+__all__ = ["EXIT_INTERRUPTED", "EXIT_NUMERICAL", "EXIT_OK", "EXIT_USAGE", "main"]
 
 EXIT_OK = 0
 EXIT_NUMERICAL = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 
 class _UsageError(Exception):
-    """Bad usage or config: exit status 2."""
+    """Bad usage or input: exit status 2."""
 
 
 class _NumericalError(Exception):
     """The numerics failed: exit status 1."""
+
+
+class _Interrupted(Exception):
+    """Ctrl-C, with what was saved: exit status 130."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,7 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fpsolver",
         description="Solve Fokker-Planck equations with Scharfetter-Gummel finite volumes.",
-        epilog="Exit status: 0 success, 1 numerical failure, 2 bad usage or config.",
+        epilog="Exit status: 0 success, 1 numerical failure, 2 bad usage or input "
+        "(config, files, memory), 130 interrupted (Ctrl-C).",
     )
     parser.add_argument("--version", action="version", version=f"fpsolver {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -60,7 +80,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--allow-python",
         action="store_true",
-        help="allow 'package.module:function' references in the config (imports code)",
+        help="allow 'package.module:function' references in the config: they import and "
+        "run Python code; only this flag can allow it, never the config itself",
     )
     run.add_argument("--no-figures", action="store_true", help="skip the figures")
 
@@ -87,6 +108,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``fpsolver`` and ``python -m fpsolver``; returns the exit status.
 
+    A user's problem (bad input, files, memory, Ctrl-C) is one line on
+    stderr and an exit status (:data:`EXIT_USAGE`, :data:`EXIT_NUMERICAL`,
+    :data:`EXIT_INTERRUPTED`), never a traceback.
+
     Examples
     --------
     >>> main(["--version"])  # doctest: +ELLIPSIS
@@ -102,11 +127,31 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return commands[args.command](args)
     except _UsageError as err:
-        print(f"fpsolver {args.command}: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(args.command, "error", err, EXIT_USAGE)
     except _NumericalError as err:
-        print(f"fpsolver {args.command}: numerical failure: {err}", file=sys.stderr)
-        return EXIT_NUMERICAL
+        return _fail(args.command, "numerical failure", err, EXIT_NUMERICAL)
+    except _Interrupted as err:
+        return _fail(args.command, "error", err, EXIT_INTERRUPTED)
+    except KeyboardInterrupt:
+        return _fail(args.command, "error", "interrupted (Ctrl-C)", EXIT_INTERRUPTED)
+    except OSError as err:
+        return _fail(args.command, "error", _os_message(err), EXIT_USAGE)
+    except MemoryError:
+        return _fail(args.command, "error", "not enough memory", EXIT_USAGE)
+
+
+def _fail(command: str, kind: str, message: Any, code: int) -> int:
+    """Print ``fpsolver COMMAND: KIND: MESSAGE`` as one line on stderr; return `code`."""
+    text = " ".join(line.strip() for line in str(message).splitlines() if line.strip())
+    print(f"fpsolver {command}: {kind}: {text}", file=sys.stderr)
+    return code
+
+
+def _os_message(err: OSError) -> str:
+    """An OSError as ``REASON: 'FILE'`` (or its own message when it names no file)."""
+    if err.strerror and err.filename is not None:
+        return f"{err.strerror}: {str(err.filename)!r}"
+    return str(err) or type(err).__name__
 
 
 def _agg() -> None:
@@ -123,31 +168,48 @@ def _run(args: argparse.Namespace) -> int:
         cfg = load_config(args.config, allow_python=args.allow_python)
     except ConfigError as err:
         raise _UsageError(str(err)) from None
-    out = Path(args.outdir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise _UsageError(f"--outdir {str(out)!r}: cannot create it: {err.strerror}") from None
+    out = _outdir(Path(args.outdir))
     name = cfg.output["name"]
-    model = cfg.model
-
+    solve_kw = dict(cfg.solve)
+    if "checkpoint" in solve_kw:  # a plain file name: it lives in the output folder
+        solve_kw["checkpoint"] = out / solve_kw["checkpoint"]
+    _check_targets(out, name, solve_kw.get("checkpoint"))
+    keeper = _Keeper()
     start = time.perf_counter()
-    ds = _call("solve", lambda: model.solve(cfg.p0, progress=False, **cfg.solve))
+    try:
+        ds = _call(
+            "solve",
+            lambda: cfg.model.solve(cfg.p0, progress=False, trackers=[keeper], **solve_kw),
+        )
+    except KeyboardInterrupt:
+        raise _Interrupted(_save_interrupted(cfg, keeper, out, solve_kw)) from None
     wall = time.perf_counter() - start
+    keeper.clear()  # its frames are in `ds` now
+    paths: list[Path] = []
+    try:
+        table = _outputs(args, cfg, ds, out, paths)
+    except KeyboardInterrupt:
+        written = ", ".join(map(str, paths)) or "nothing"
+        raise _Interrupted(f"interrupted (Ctrl-C) after the solve; written: {written}") from None
+    _summary(cfg, ds, wall, paths, table)
+    return EXIT_OK
+
+
+def _outputs(args: argparse.Namespace, cfg: Any, ds: Any, out: Path, paths: list[Path]) -> Any:
+    """Check and write the result, the particle check and the figures; return the table."""
     p_last = np.asarray(ds["p"].isel(time=-1).values)
     if not np.all(np.isfinite(p_last)):
         raise _NumericalError("the final density is not finite")
+    model, name = cfg.model, cfg.output["name"]
     ds["energy"] = model.grid.data_array(np.asarray(model.energy), "energy", long_name="energy E")
-    from ..io import save_result
+    from .. import io
 
-    paths: list[Path] = [save_result(ds, out / f"{name}.nc")]
-
+    paths.append(io.save_result(ds, out / f"{name}.nc"))
     parts = table = None
     if cfg.particles is not None:
         parts, table = _particle_check(cfg, ds)
-        paths.append(save_result(parts, out / f"{name}_particles.nc"))
+        paths.append(io.save_result(parts, out / f"{name}_particles.nc"))
         paths.append(_write_table(table, out / f"{name}_comparison.csv"))
-
     if cfg.output["figures"] and not args.no_figures:
         _agg()
         from ..plotting import standard_figures
@@ -161,8 +223,93 @@ def _run(args: argparse.Namespace) -> int:
             dpi=cfg.output["dpi"],
             animation=cfg.output["animation"],
         )
-    _summary(cfg, ds, wall, paths, table)
-    return EXIT_OK
+    return table
+
+
+def _outdir(path: Path) -> Path:
+    """Create the output folder `path` and check that a file can be written there."""
+    try:
+        if path.exists() and not path.is_dir():
+            raise _UsageError(f"--outdir {str(path)!r} is a file, not a folder")
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".fpsolver-write-test.", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        reason = err.strerror or str(err)
+        raise _UsageError(f"--outdir {str(path)!r}: cannot write there: {reason}") from None
+    return path
+
+
+#: Files ``fpsolver run`` may write: ``<name>`` followed by each suffix.
+_OUTPUT_SUFFIXES = (
+    ".nc", "_particles.nc", "_comparison.csv", "_interrupted.nc", "_density.png",
+    "_relaxation.png", "_comparison.png", "_current.png", ".gif", ".mp4",
+)  # fmt: skip
+
+
+def _check_targets(out: Path, name: str, checkpoint: Path | None) -> None:
+    """Refuse up front an output file path that is taken by a folder."""
+    targets = [out / f"{name}{suffix}" for suffix in _OUTPUT_SUFFIXES]
+    for path in [*targets, *([checkpoint] if checkpoint is not None else [])]:
+        if path.is_dir():
+            raise _UsageError(
+                f"cannot write {str(path)!r}: it is a folder; remove it or choose another "
+                "output.name or --outdir"
+            )
+
+
+class _Keeper(Tracker):
+    """Keeps a copy of every saved frame and its diagnostics, for a Ctrl-C."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.frames: list[np.ndarray] = []
+        self.infos: list[dict[str, Any]] = []
+
+    def on_frame(self, t: float, p: np.ndarray, info: dict[str, Any]) -> None:
+        self.times.append(float(t))
+        self.frames.append(np.array(p, dtype=float))
+        self.infos.append(dict(info))
+
+    def clear(self) -> None:
+        self.times, self.frames, self.infos = [], [], []
+
+
+def _save_interrupted(cfg: Any, keeper: _Keeper, out: Path, solve_kw: dict[str, Any]) -> str:
+    """Write the frames `keeper` holds to ``<name>_interrupted.nc``; say what happened."""
+    from .. import io
+    from .._version import __version__
+    from ..integrate.trackers import build_dataset
+
+    if not keeper.times:
+        return "interrupted (Ctrl-C) before the first frame; nothing was written"
+    grid, t = cfg.model.grid, keeper.times[-1]
+    attrs = dict(
+        grid.to_attrs(),
+        title="Fokker-Planck solution (fpsolver), interrupted",
+        fpsolver_version=__version__,
+        temperature=float(cfg.model.temperature),
+        method=str(solve_kw.get("method", "bdf2")),
+        interrupted=1,
+        t_reached=t,
+    )
+    path = out / f"{cfg.output['name']}_interrupted.nc"
+    try:
+        ds = build_dataset(grid, keeper.times, keeper.frames, keeper.infos, attrs)
+        ds["energy"] = grid.data_array(np.asarray(cfg.model.energy), "energy")
+        io.save_result(ds, path)
+    except (OSError, ValueError) as err:
+        return f"interrupted (Ctrl-C) at t = {t:g}; the frames could not be saved: {err}"
+    except KeyboardInterrupt:
+        return f"interrupted (Ctrl-C) at t = {t:g}, and again while saving; nothing was written"
+    note = ""
+    if "checkpoint" in solve_kw:
+        note = f"; continue it with resume = true (checkpoint {str(solve_kw['checkpoint'])!r})"
+    return (
+        f"interrupted (Ctrl-C) at t = {t:g}: the {len(keeper.times)} frames computed so far "
+        f"are saved in {path}{note}"
+    )
 
 
 def _call(section: str, func: Any) -> Any:
@@ -175,7 +322,7 @@ def _call(section: str, func: Any) -> Any:
             return func()
     except (ArithmeticError, np.linalg.LinAlgError, RuntimeError, MemoryError) as err:
         raise _NumericalError(f"{section}: {type(err).__name__}: {err}") from None
-    except (ValueError, TypeError, FileExistsError) as err:
+    except (ValueError, TypeError, FileExistsError, ImportError) as err:
         raise _UsageError(f"{section}: {err}") from None
 
 
@@ -304,32 +451,62 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
+    from .config import MAX_DPI, ConfigError, check_memory, figure_memory
+
+    if not 0 < args.dpi <= MAX_DPI:
+        raise _UsageError(f"--dpi must be between 1 and {MAX_DPI}, got {args.dpi}")
+    try:
+        check_memory("--dpi", 0, figure=figure_memory(args.dpi))
+    except ConfigError as err:
+        raise _UsageError(str(err)) from None
+    path = Path(args.result)
+    ds = _read_result(path)
+    out = _outdir(Path(args.outdir) if args.outdir is not None else path.parent)
+    _agg()
+    from ..plotting import standard_figures
+
+    try:
+        paths = standard_figures(
+            ds, out, name=path.stem, dpi=args.dpi, animation=args.animation or False
+        )
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as err:
+        raise _UsageError(
+            f"cannot plot {str(path)!r}: it does not look like an fpsolver result "
+            f"({type(err).__name__}: {err})"
+        ) from None
+    for p in paths:
+        print(p)
+    return EXIT_OK
+
+
+def _read_result(path: Path) -> Any:
+    """Open a result (or checkpoint) written by fpsolver; refuse anything else."""
     from ..io import open_result
 
-    path = Path(args.result)
+    if path.is_dir():
+        raise _UsageError(f"result {str(path)!r} is a folder, not a result file")
     if not path.is_file():
         raise _UsageError(f"result {str(path)!r} does not exist")
     try:
         ds = open_result(path)
-    except Exception as err:  # any reader error means: not a result file
-        raise _UsageError(f"cannot read {str(path)!r} as a netCDF result: {err}") from None
-    if "p" not in ds.data_vars and "density" not in ds.data_vars:
+    except Exception as err:  # any reader error means: not a (complete) result file
+        raise _UsageError(
+            f"cannot read {str(path)!r} as a netCDF result (truncated or not a result?): "
+            f"{type(err).__name__}: {err}"
+        ) from None
+    var = "p" if "p" in ds.data_vars else "density" if "density" in ds.data_vars else None
+    if var is None:
         raise _UsageError(
             f"{str(path)!r} is not an fpsolver result: it has no `p` or `density` variable "
-            f"(variables: {', '.join(map(str, ds.data_vars))})"
+            f"(variables: {', '.join(map(str, ds.data_vars)) or 'none'})"
         )
-    if args.dpi <= 0:
-        raise _UsageError(f"--dpi must be positive, got {args.dpi}")
-    _agg()
-    from ..plotting import standard_figures
-
-    out = Path(args.outdir) if args.outdir is not None else path.parent
-    paths = standard_figures(
-        ds, out, name=path.stem, dpi=args.dpi, animation=args.animation or False
-    )
-    for p in paths:
-        print(p)
-    return EXIT_OK
+    dims = ds[var].dims
+    if "time" not in dims or len(dims) < 2 or ds.sizes["time"] == 0:
+        raise _UsageError(
+            f"{str(path)!r} is not an fpsolver result: `{var}` has dims {dims}, not "
+            "('time', axis, ...) with at least one saved time"
+        )
+    return ds
 
 
 if __name__ == "__main__":  # pragma: no cover
