@@ -32,7 +32,7 @@ def l1(grid, a, b) -> float:
     return float(np.sum(grid.volumes * np.abs(np.asarray(a) - np.asarray(b))))
 
 
-def kl(volumes, p, q) -> float:
+def kl_divergence(volumes, p, q) -> float:
     """Σ V p ln(p/q), computed directly (independent of the package's functionals)."""
     p = np.asarray(p, dtype=float)
     return float(np.sum(volumes * p * np.log(p / np.asarray(q, dtype=float))))
