@@ -30,11 +30,11 @@ def test_nonuniform_periodic_axis_wrap_distance():
 def test_volumes_areas_3d_product():
     g = fp.Grid(x=np.array([0.0, 1.0, 3.0]), y=(0, 1, 2), z=(0, 2, 4))
     assert g.volumes.shape == (2, 2, 4)
-    assert g.volumes[1, 0, 0] == pytest.approx(2.0 * 0.5 * 0.5)
-    assert g.volumes.sum() == pytest.approx(3.0 * 1.0 * 2.0)
+    assert g.volumes[1, 0, 0] == pytest.approx(2.0 * 0.5 * 0.5, rel=1e-15)
+    assert g.volumes.sum() == pytest.approx(3.0 * 1.0 * 2.0, rel=1e-15)
     a = g.face_areas(0)
     assert a.shape == (1, 2, 4)
-    np.testing.assert_allclose(a, 0.25)
+    np.testing.assert_allclose(a, 0.25, rtol=1e-15)
     assert g.face_areas(2).shape == (2, 2, 1)
 
 

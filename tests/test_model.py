@@ -152,9 +152,11 @@ def test_from_drift_matches_force_route():
     T, K = 0.7, 1.3
     energy_model = fp.FokkerPlanck(g, lambda x, y: 0.5 * x**2 + y**2, T, mobility=K)
     drift_model = fp.FokkerPlanck.from_drift(g, lambda x, y: (-K * x, -2 * K * y), diffusion=K * T)
-    # Same links up to the link-potential approximation of the force: δ agree to O(h²)
+    # On a uniform grid the force of a linear drift at the face midpoint times h
+    # is exactly the energy difference, (x_j² − x_i²)/2 = h (x_i + x_j)/2: the
+    # generators agree entry by entry to rounding (measured: 5e-16 relative).
     A, B = energy_model.generator().toarray(), drift_model.generator().toarray()
-    assert np.abs(A - B).max() / np.abs(A).max() < 1e-2
+    np.testing.assert_allclose(B, A, rtol=1e-13, atol=0)
     assert not drift_model.reversible
     with pytest.raises(ValueError, match="`drift` must have one component per axis"):
         fp.FokkerPlanck.from_drift(g, [1.0, 2.0, 3.0])
@@ -169,10 +171,7 @@ def test_from_drift_linear_force_is_exact_on_uniform_grid():
     energy_model = fp.FokkerPlanck(g, lambda x: 0.5 * x**2, T)
     drift_model = fp.FokkerPlanck.from_drift(g, lambda x: -x, diffusion=1.0)
     np.testing.assert_allclose(
-        drift_model.generator().toarray(),
-        energy_model.generator().toarray(),
-        rtol=1e-12,
-        atol=1e-12,
+        drift_model.generator().toarray(), energy_model.generator().toarray(), rtol=1e-13, atol=0
     )
 
 
