@@ -142,6 +142,7 @@ def _image(ax: Any, da: xr.DataArray, cmap: str = "viridis", **kw: Any):
 def plot_density(
     obj: xr.Dataset | xr.DataArray,
     time: float | Sequence[float] | None = None,
+    *,
     ax: Any = None,
     energy: Any = None,
     reference: xr.DataArray | None = None,
@@ -257,6 +258,7 @@ def plot_density(
 def plot_snapshots(
     obj: xr.Dataset | xr.DataArray,
     times: Sequence[float] | None = None,
+    *,
     axes: Any = None,
     energy: Any = None,
     n: int = 4,
@@ -421,6 +423,7 @@ def plot_comparison(
     ds: xr.Dataset,
     parts: xr.Dataset,
     time: float | None = None,
+    *,
     axes: Any = None,
 ):
     """Grid density vs particle histogram, side by side, with the residual.
@@ -575,7 +578,7 @@ def _faces_to_centres(j: np.ndarray, axis: int, ncells: int) -> np.ndarray:
     return np.moveaxis(c, 0, axis)
 
 
-def plot_current(model: Any, p: Any, ax: Any = None, density: bool = True, **stream_kw: Any):
+def plot_current(model: Any, p: Any, *, ax: Any = None, density: bool = True, **stream_kw: Any):
     """The probability current of `p`: a streamplot over the density in 2-D.
 
     The current is the scheme's own face flux (:meth:`FokkerPlanck.current`),
@@ -648,6 +651,7 @@ def _face_dims(grid: Any, axis: int) -> tuple[str, ...]:
 def animate(
     obj: xr.Dataset | xr.DataArray,
     path: str | Path,
+    *,
     fps: int = 10,
     dpi: int = 80,
     energy: Any = None,
@@ -726,6 +730,7 @@ def animate(
 def standard_figures(
     ds: xr.Dataset,
     outdir: str | Path,
+    *,
     name: str = "result",
     model: Any = None,
     parts: xr.Dataset | None = None,

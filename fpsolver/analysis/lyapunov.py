@@ -83,12 +83,13 @@ def lyapunov(
     grid: Grid,
     drift: Sequence[float] | Callable[..., Any],
     temperature: float,
+    *,
     diffusion: float | Sequence[float] | Callable[..., Any] | None = None,
     boundary: str | dict[str, Any] = "reflecting",
 ) -> xr.Dataset:
     """An effective energy that the drift `f` decreases, and the split of `f`.
 
-    Builds ``FokkerPlanck.from_drift(grid, drift, diffusion, boundary)``,
+    Builds ``FokkerPlanck.from_drift(grid, drift, diffusion, boundary=boundary)``,
     solves for its stationary density (:func:`fpsolver.stationary` with
     ``tails=True``, so that E_eff is accurate far up the walls too) and
     returns E_eff = −T ln p_ss with the decomposition
@@ -159,7 +160,7 @@ def lyapunov(
     if diffusion is None:
         diffusion = T
     _check_drift(grid, drift)
-    model = Model.from_drift(grid, drift, diffusion, boundary)
+    model = Model.from_drift(grid, drift, diffusion, boundary=boundary)
     op = Operator(model)
     p = np.asarray(op.stationary_direct)
     energy = -T * np.log(np.maximum(p, _TINY))

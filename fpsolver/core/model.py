@@ -80,6 +80,7 @@ class Model:
         grid: Grid,
         energy: Callable[..., Any] | np.ndarray | Any = 0.0,
         temperature: float = 1.0,
+        *,
         mobility: float | Sequence[float] | np.ndarray | Callable[..., Any] = 1.0,
         force: Sequence[float] | Callable[..., Any] | None = None,
         boundary: str | dict[str, Any] | Boundary = "reflecting",
@@ -303,6 +304,7 @@ class Model:
         grid: Grid,
         drift: Sequence[float] | Callable[..., Any],
         diffusion: float | Sequence[float] | np.ndarray | Callable[..., Any] = 1.0,
+        *,
         boundary: str | dict[str, Any] | Boundary = "reflecting",
     ) -> Model:
         """A model for general drift dynamics, J = f p − D ∇p.

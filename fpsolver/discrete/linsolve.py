@@ -149,6 +149,7 @@ class LinearSolver:
         self,
         L: Any,
         kind: str = "lu",
+        *,
         symmetric: Any = None,
         log_scale: np.ndarray | None = None,
         rtol: float = 1e-10,
@@ -238,7 +239,7 @@ class LinearSolver:
         self.volumes, self._outflow = V, u
 
     def solve(
-        self, c: float, b: np.ndarray, x0: np.ndarray | None = None, conserve: bool = True
+        self, c: float, b: np.ndarray, x0: np.ndarray | None = None, *, conserve: bool = True
     ) -> np.ndarray:
         """Return x with ``(I − c L) x = b``.
 

@@ -254,6 +254,7 @@ class ProgressTracker(Tracker):
         t0: float,
         t_end: float | None,
         enabled: bool | None = None,
+        *,
         min_seconds: float = 3.0,
     ) -> None:
         self.t0, self.t_end = float(t0), t_end
