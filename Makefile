@@ -21,7 +21,8 @@ $(VENV)/.test: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.core
 	$(BIN)/python -m fpsolver demo -o $(OUT)
 
-test: $(VENV)/.test
+# lint first: a style or lint error fails `make test` before the suite runs
+test: $(VENV)/.test lint
 	$(BIN)/python -m pytest tests fpsolver
 
 docs: $(VENV)/.test
@@ -33,7 +34,12 @@ validate: $(VENV)/.test
 benchmarks: $(VENV)/.test
 	for b in assembly steps adaptive particles; do $(BIN)/python benchmarks/$$b.py || exit 1; done
 
-lint: $(VENV)/.test
+# lint uses the installed tools: it installs the test extras only when ruff is
+# missing, never re-installs
+$(BIN)/ruff: | $(BIN)/python
+	$(MAKE) $(VENV)/.test
+
+lint: | $(BIN)/ruff
 	$(BIN)/ruff check fpsolver tests benchmarks examples validation
 	$(BIN)/ruff format --check fpsolver tests
 
