@@ -59,7 +59,7 @@ def test_data_array_coordinates():
     g = fp.Grid(x=(0, 1, 4), y=(0, 2, 3))
     da = g.data_array(np.zeros(g.shape), "p")
     assert da.dims == ("x", "y")
-    np.testing.assert_allclose(da["y"].values, [1 / 3, 1, 5 / 3])
+    np.testing.assert_allclose(da["y"].values, [1 / 3, 1, 5 / 3], rtol=1e-15)
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,6 @@ the exact-in-time solution of the *same* semi-discretisation
 (expm_multiply), so the spatial error does not pollute the slope.
 """
 
-import math
-
 import numpy as np
 import pytest
 from helpers import ULP, l1
@@ -225,7 +223,7 @@ def test_bdf2_history_round_trips_through_state(p1):
     b = METHODS["bdf2"](L)
     b.set_state(a.get_state())
     np.testing.assert_array_equal(a.step(p, 0.1), b.step(p, 0.1))
-    assert math.isclose(a.get_state()["dt_prev"], 0.1)
+    assert a.get_state()["dt_prev"] == 0.1
 
 
 @pytest.mark.parametrize("method", ["backward_euler", "tr_bdf2", "crank_nicolson"])
