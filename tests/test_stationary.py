@@ -86,15 +86,18 @@ def test_tilted_periodic_current_converges(route):
 
 def test_routes_agree_on_the_current():
     # energy callable (tilt across the wrap), force= and from_drift describe
-    # the same physics; their currents differ by the O(h²) discretisation only.
+    # the same physics. The energy and force routes build the same links, so
+    # their currents agree to rounding (measured 3e-15); the from_drift route,
+    # superconvergent here, is far closer to the exact current than their
+    # O(h²) error (measured: 3e-5 of it).
     currents = {}
     for route in ("energy", "force", "drift"):
         m = tilted_model(256, route)
         currents[route] = float(m.current(m.stationary())["J_x"].mean())
-    assert currents["energy"] == pytest.approx(currents["force"], rel=1e-12)
+    assert currents["energy"] == pytest.approx(currents["force"], rel=1e-13)
     exact = stratonovich_current(V0, FORCE, TEMP)
     err = abs(currents["energy"] - exact)
-    assert 0.5 * err < abs(currents["drift"] - currents["energy"]) < 2 * err
+    assert abs(currents["drift"] - exact) < 1e-3 * err
 
 
 @pytest.mark.parametrize(
