@@ -122,7 +122,7 @@ class FokkerPlanck(Model):
 
     # -- numerics (thin calls) ---------------------------------------------
     def solve(
-        self, p0: Any, t_end: Any, dt: float | None = None, method: str = "bdf2", **kwargs: Any
+        self, p0: Any, t_end: Any, dt: float | None = None, method: str | None = None, **kwargs: Any
     ):
         """Integrate from `p0` to `t_end`; see :func:`fpsolver.solve`."""
         return solve(self, p0, t_end, dt=dt, method=method, **kwargs)

@@ -45,7 +45,7 @@ def solve(
     p0: Any,
     t_end: float | str,
     dt: float | None = None,
-    method: str = "bdf2",
+    method: str | None = None,
     *,
     save_every: float | None = None,
     save_at: Sequence[float] | None = None,
@@ -76,14 +76,16 @@ def solve(
         KL(p‖q) (KL(p‖p_ss) for a non-reversible model) falls below `tol`;
         the time reached is the last time of the result and
         ``attrs["converged"]`` says whether `tol` was met.
-    dt : float
-        Time step (required for fixed-step methods). For
-        ``method="adaptive"`` the base of the step ladder dt·2^k and the
-        first step; default 1/max|L_ii| (a cell's diffusion time).
-    method : str
+    dt : float, optional
+        Time step of the fixed-step methods. For ``method="adaptive"`` the
+        base of the step ladder dt·2^k and the first step; by default the
+        adaptive method picks its first step from the rate of change of
+        `p0` and a ladder base that divides `save_every`.
+    method : str, optional
         A key of :data:`fpsolver.integrate.steppers.METHODS`: ``"backward_euler"``,
         ``"crank_nicolson"``, ``"bdf2"``, ``"tr_bdf2"``, ``"exponential"``
-        or ``"adaptive"``.
+        or ``"adaptive"``. Default: ``"adaptive"`` without `dt`
+        (error-controlled, see `rtol`), ``"bdf2"`` with it.
     save_every : float, optional
         Save at multiples of this interval (and at t_end).
     save_at : sequence of float, optional
@@ -91,7 +93,9 @@ def solve(
         save time. Without either, every step is saved.
     rtol, atol : float
         Adaptive method only: the local error estimate e of each step must
-        satisfy Σ V|e| ≤ atol + rtol·Σ V|p| (an L¹ error per step).
+        satisfy Σ V|e| ≤ atol + rtol·Σ V|p|: the L¹ error committed in one
+        step, relative to the mass (1e-4: at most 0.01 % of the probability
+        misplaced per step).
     tol : float
         Equilibrium stop: the relative-entropy threshold.
     t_max : float, optional
@@ -154,9 +158,13 @@ def solve(
     options = dict(
         dt=dt, rtol=rtol, atol=atol, linear_solver=linear_solver, linear_rtol=linear_rtol
     )
+    if method is None:
+        method = "adaptive" if dt is None else "bdf2"
     stepper = make_stepper(method, op, **options)
     if save_every is None and save_at is None and not stepper.adaptive:
         save_every = stepper.dt
+    if save_every is not None:
+        stepper.align(positive(save_every, "save_every"))
     schedule = SaveSchedule(t_stop, every=save_every, at=save_at, every_step=stepper.adaptive)
     _check_max_steps(stepper, t_final, max_steps)
     _warn_if_slow(stepper, t_final, method)

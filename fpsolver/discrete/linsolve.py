@@ -124,8 +124,15 @@ class LinearSolver:
         ln of the diagonal of D.
     rtol : float
         Relative residual tolerance of CG (ignored by LU).
-    max_cached : int
-        How many solvers to keep; the least recently used is dropped.
+    max_bytes : float, optional
+        Memory for cached factorisations (LU factors or AMG hierarchies),
+        in bytes; the least recently used are dropped to stay within it
+        (the one in use is always kept). Default: `memory_factors` times the
+        size of the first factorisation.
+    memory_factors : float
+        See `max_bytes`: 4 covers every matrix fixed-step BDF2 needs around
+        save times; the adaptive method uses 2 (the current rung and the
+        one below, for after a rejection).
 
     Attributes
     ----------
@@ -153,7 +160,8 @@ class LinearSolver:
         symmetric: Any = None,
         log_scale: np.ndarray | None = None,
         rtol: float = 1e-10,
-        max_cached: int = 16,
+        max_bytes: float | None = None,
+        memory_factors: float = 4.0,
     ) -> None:
         if kind not in ("lu", "cg", "amg"):
             raise ValueError(f"`kind` must be 'lu', 'cg' or 'amg', got {kind!r}")
@@ -163,10 +171,13 @@ class LinearSolver:
         self.kind = kind
         self.n = self.L.shape[0]
         self.rtol = float(rtol)
-        self.max_cached = int(max_cached)
+        self.max_bytes = None if max_bytes is None else float(max_bytes)
+        self.memory_factors = float(memory_factors)
+        self.cached_bytes = 0
         self.factorizations = 0
         self.iterations = 0
         self._cache: OrderedDict[float, Any] = OrderedDict()
+        self._sizes: dict[float, int] = {}
         self._last_c: float | None = None
         self._last: Any = None
         self._eye = sp.identity(self.n, format="csr")
@@ -202,18 +213,20 @@ class LinearSolver:
             return cls(op.generator, "lu", **kwargs)
         return cls(op.generator, kind, symmetric=op.symmetric, log_scale=op.symmetrizer, **kwargs)
 
-    def _build(self, c: float) -> Any:
+    def _build(self, c: float) -> tuple[Any, int]:
+        """The solver for `c` and the bytes it holds."""
         self.factorizations += 1
         if self.kind == "lu":
-            A = sp.csc_matrix(self._eye - c * self.L)
-            return spla.splu(A)
+            lu = spla.splu(sp.csc_matrix(self._eye - c * self.L))
+            return lu, 12 * int(lu.L.nnz + lu.U.nnz) + 8 * self.n
         A = sp.csr_matrix(self._eye - c * self.S)
         if self.kind == "amg":
             import pyamg
 
             ml = pyamg.smoothed_aggregation_solver(A, symmetry="symmetric")
-            return A, ml.aspreconditioner(cycle="V")
-        return A, None
+            size = sum(12 * m.nnz for lv in ml.levels for m in (lv.A, *_transfer(lv)))
+            return (A, ml.aspreconditioner(cycle="V")), size
+        return (A, None), 12 * int(A.nnz)
 
     def _get(self, c: float) -> Any:
         if c == self._last_c:
@@ -221,14 +234,29 @@ class LinearSolver:
         key = _key(c)
         solver = self._cache.get(key)
         if solver is None:
-            solver = self._build(key)
+            self._make_room()
+            solver, self._sizes[key] = self._build(key)
             self._cache[key] = solver
-            if len(self._cache) > self.max_cached:
-                self._cache.popitem(last=False)
+            self.cached_bytes += self._sizes[key]
+            if self.max_bytes is None:
+                self.max_bytes = self.memory_factors * self._sizes[key]
         else:
             self._cache.move_to_end(key)
         self._last_c, self._last = c, solver
         return solver
+
+    def _make_room(self) -> None:
+        """Drop least recently used solvers so that one more of the usual size fits."""
+        if self.max_bytes is None or not self._sizes:
+            return
+        typical = max(self._sizes.values())
+        while self._cache and self.cached_bytes + typical > self.max_bytes:
+            key, _ = self._cache.popitem(last=False)
+            self.cached_bytes -= self._sizes.pop(key)
+            if key == self._last_c:
+                self._last_c = self._last = None
+        if self._last_c is not None and _key(self._last_c) not in self._cache:
+            self._last_c = self._last = None
 
     def set_volumes(self, volumes: np.ndarray) -> None:
         """Enable the mass correction with cell volumes V (see :meth:`solve`)."""
@@ -302,3 +330,8 @@ def _cg(A, b, x0, rtol, M, callback):
         return spla.cg(A, b, x0=x0, rtol=rtol, atol=0.0, M=M, callback=callback, maxiter=10_000)
     except TypeError:  # scipy < 1.12 names it `tol`
         return spla.cg(A, b, x0=x0, tol=rtol, atol=0.0, M=M, callback=callback, maxiter=10_000)
+
+
+def _transfer(level: Any) -> list[Any]:
+    """The interpolation and restriction matrices of an AMG level (where present)."""
+    return [m for m in (getattr(level, "P", None), getattr(level, "R", None)) if m is not None]

@@ -103,6 +103,8 @@ class Stepper:
     uses_linear_solver: bool = True
     #: True when the method keeps p ≥ 0 and F non-increasing for any dt.
     unconditionally_positive: bool = False
+    #: How many factorisations the method keeps (sets the linear solver's memory budget).
+    cached_matrices: int = 4
 
     def __init__(
         self,
@@ -173,6 +175,9 @@ class Stepper:
     def factorizations(self) -> int:
         """Factorisations built so far by the linear solver."""
         return 0 if self.linear is None else self.linear.factorizations
+
+    def align(self, interval: float) -> None:
+        """Adapt the step sizes to land on multiples of `interval` (adaptive methods)."""
 
     def products_estimate(self, span: float) -> float | None:
         """Products L·p needed to cover `span`, where the method's cost is dominated by them.
@@ -356,15 +361,23 @@ class AdaptiveTRBDF2(TRBDF2):
     components that the method damps do not inflate it.
 
     Step sizes come from a ladder dt0·2^k, so factorisations are reused:
-    a step is accepted when Σ V|e| ≤ atol + rtol·Σ V|p|; after a step with
-    an error below 1/8 of that the ladder goes up one rung, after a
-    rejection down by ⌈log₂(err/0.9)/3⌉ rungs. dt0 defaults to
-    1/max|L_ii| (a cell's diffusion time).
+    a step is accepted when Σ V|e| ≤ atol + rtol·Σ V|p| (the L¹ error
+    committed in one step, relative to the mass). After an accepted step
+    with error ratio err the ladder climbs ⌊log₂(0.9 err^(−1/3))⌋ rungs (at
+    most four at once), after a rejection it drops ⌈log₂(err/0.9)/3⌉ rungs.
+    dt0 defaults to 1/max|L_ii| (a cell's diffusion time), and the first
+    step to the rung below 0.01 Σ V|p| / Σ V|L p| (the time over which
+    1 % of the density changes; Hairer, Nørsett & Wanner, *Solving ODEs I*,
+    §II.4). Passing `dt` makes it both the ladder base and the first step.
+    With a ladder base that divides the save interval (as :func:`fpsolver.solve`
+    chooses), every step lands on the save times without a new
+    factorisation.
     """
 
     name = "adaptive"
     order = 2
     adaptive = True
+    cached_matrices = 2  # the current rung and the one below
 
     def __init__(self, L: Any, linear: LinearSolver | None = None, **options: Any) -> None:
         super().__init__(L, linear, **options)
@@ -372,11 +385,31 @@ class AdaptiveTRBDF2(TRBDF2):
             raise ValueError(
                 f"`rtol` must be > 0 and `atol` >= 0, got rtol={self.rtol}, atol={self.atol}"
             )
-        if self.dt is None:
+        guess = self.dt is None
+        if guess:
             self.dt = 1.0 / max(float(np.max(np.abs(L.diagonal()))), 1e-300)
         if self.volumes is None:
             self.volumes = np.ones(L.shape[0])
         self.level = 0
+        self._first_guess = guess
+
+    def align(self, interval: float) -> None:
+        """Make the ladder base divide `interval` (when the base was not given).
+
+        Every rung up to `interval` then divides it, so steps land on the
+        save times k·interval without a remainder step and its extra
+        factorisation.
+        """
+        if self._first_guess and interval > 0:
+            self.dt = interval / 2.0 ** max(0, math.ceil(math.log2(interval / self.dt)))
+
+    def _first_level(self, p: np.ndarray) -> int:
+        """The rung below 1 % of the time over which the density changes (0 without a guess)."""
+        rate = float(np.sum(self.volumes * np.abs(self.L @ p)))
+        size = float(np.sum(self.volumes * np.abs(p)))
+        if not (rate > 0 and size > 0):
+            return 0
+        return max(0, math.floor(math.log2(0.01 * size / rate / self.dt)))
 
     def step_with_error(self, p: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
         """One step and its local error estimate (flat arrays)."""
@@ -386,6 +419,8 @@ class AdaptiveTRBDF2(TRBDF2):
 
     def step_to(self, t: float, p: np.ndarray, t_stop: float) -> tuple[float, np.ndarray]:
         V, dt0 = self.volumes, self.dt
+        if self._first_guess and self.steps == 0:
+            self.level = self._first_level(p)
         while True:
             k = self.level
             h = math.ldexp(dt0, k)
@@ -406,15 +441,17 @@ class AdaptiveTRBDF2(TRBDF2):
                 raise RuntimeError(f"adaptive step size underflow at t={t:g}")
         self.last_step = h
         if not landing and err < 0.9 / 8:
-            self.level = k + 1
+            up = math.floor(math.log2(0.9 / max(err, 1e-300) ** (1.0 / 3.0)))
+            self.level = k + min(max(up, 1), 4)
         return (t_stop if landing else t + h), new
 
     def get_state(self) -> dict[str, Any]:
-        return {**super().get_state(), "level": self.level}
+        return {**super().get_state(), "level": self.level, "dt0": self.dt}
 
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
         self.level = int(state.get("level", 0))
+        self.dt = float(state.get("dt0", self.dt))
 
 
 class Exponential(Stepper):
@@ -505,6 +542,8 @@ def make_stepper(
         raise ValueError(f"`dt` is required for method={method!r} (a positive time step)")
     linear = None
     if cls.uses_linear_solver:
-        linear = LinearSolver.for_model(op, linear_solver, rtol=linear_rtol)
+        linear = LinearSolver.for_model(
+            op, linear_solver, rtol=linear_rtol, memory_factors=cls.cached_matrices
+        )
         linear.set_volumes(op.grid.volumes)
     return cls(op.generator, linear, dt=dt, rtol=rtol, atol=atol, volumes=op.grid.volumes)
