@@ -22,6 +22,7 @@ from .._version import __version__
 from ..core.diagnostics import mass
 from ..core.initial import density_array
 from ..core.schedule import SaveSchedule, positive
+from ..core.threads import limit_threads
 from ..discrete import sg
 from ..discrete.operator import Model, Operator, as_operator
 from ..integrate.driver import integrate
@@ -61,6 +62,7 @@ def solve(
     checkpoint: str | Path | None = None,
     resume: bool = False,
     trackers: Sequence[Tracker] = (),
+    threads: int | str | None = None,
 ):
     """Integrate the Fokker–Planck equation of `model` from `p0`.
 
@@ -120,6 +122,10 @@ def solve(
     resume : bool
         Continue from the last frame of `checkpoint` (if the file exists),
         bit for bit as if never interrupted; `p0` is then only validated.
+    threads : int or "all", optional
+        BLAS/OpenMP threads during the solve (:mod:`fpsolver.core.threads`):
+        default ``$FPSOLVER_THREADS`` or 1, which keeps a loaded machine from
+        slowing the solve down; ``"all"`` leaves the libraries' defaults.
     trackers : sequence of Tracker
         Extra trackers (:class:`fpsolver.Tracker`), called after the
         built-in ones; any of them may stop the run by returning True.
@@ -177,7 +183,9 @@ def solve(
         run.checkpoint(Path(checkpoint), resume, _fingerprint(op, method, t_end, options))
     run.chain += [CallbackTracker(callback, op.grid.shape)] if callback is not None else []
     run.chain += [ProgressTracker(run.t0, t_final, progress), *trackers]
-    t = run.go(schedule, max_steps)
+    with limit_threads(threads) as n:
+        attrs["threads"] = "all" if n is None else n
+        t = run.go(schedule, max_steps)
     if run.stop is not None:
         attrs.update(converged=int(run.stop.converged), t_reached=t)
         if not run.stop.converged:
