@@ -313,14 +313,23 @@ def _save_interrupted(cfg: Any, keeper: _Keeper, out: Path, solve_kw: dict[str, 
 
 
 def _call(section: str, func: Any) -> Any:
-    """Run a numerical step; sort its exceptions into usage (2) and numerical (1) failures."""
+    """Run a numerical step; sort its exceptions into usage (2) and numerical (1) failures.
+
+    Reaching ``max_steps`` is a usage error: the config's step budget ran out.
+    """
     import warnings
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default")
             return func()
-    except (ArithmeticError, np.linalg.LinAlgError, RuntimeError, MemoryError) as err:
+    except RuntimeError as err:
+        if str(err).startswith("`max_steps`="):  # the step budget of the config, not numerics
+            raise _UsageError(
+                f"{section}: {err}; raise solve.max_steps or use a larger dt"
+            ) from None
+        raise _NumericalError(f"{section}: {type(err).__name__}: {err}") from None
+    except (ArithmeticError, np.linalg.LinAlgError, MemoryError) as err:
         raise _NumericalError(f"{section}: {type(err).__name__}: {err}") from None
     except (ValueError, TypeError, FileExistsError, ImportError) as err:
         raise _UsageError(f"{section}: {err}") from None
