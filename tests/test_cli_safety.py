@@ -175,11 +175,19 @@ def test_unwritable_output_folder_is_refused_before_solving(tmp_path, capsys) ->
         out.chmod(0o700)
 
 
-def test_unreadable_config_paths(tmp_path, capsys) -> None:
-    assert main(["run", str(tmp_path)]) == 2
-    one_error_line(capsys)
-    assert main(["run", str(tmp_path / ("y" * 300 + ".toml"))]) == 2
-    one_error_line(capsys)
+def test_unreadable_paths(tmp_path, capsys) -> None:
+    config = write(tmp_path, OU)
+    for argv in (
+        ["run", str(tmp_path)],
+        ["run", str(tmp_path / ("y" * 300 + ".toml"))],
+        ["run", str(tmp_path / "a\x00b.toml")],
+        ["run", str(config), "-o", str(tmp_path / "a\x00b")],
+        ["plot", str(tmp_path / "a\x00b.nc")],
+        ["plot", str(tmp_path / ("y" * 300 + ".nc"))],
+        ["demo", "-o", str(config)],
+    ):
+        assert main(argv) == 2, argv
+        one_error_line(capsys, argv[0])
 
 
 @pytest.fixture

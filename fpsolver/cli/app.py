@@ -235,8 +235,8 @@ def _outdir(path: Path) -> Path:
         fd, probe = tempfile.mkstemp(prefix=".fpsolver-write-test.", dir=path)
         os.close(fd)
         os.unlink(probe)
-    except OSError as err:
-        reason = err.strerror or str(err)
+    except (OSError, ValueError) as err:  # ValueError: a NUL in the path
+        reason = getattr(err, "strerror", None) or str(err)
         raise _UsageError(f"--outdir {str(path)!r}: cannot write there: {reason}") from None
     return path
 
@@ -424,10 +424,11 @@ def _summary(cfg: Any, ds: Any, wall: float, paths: list[Path], table: Any) -> N
 
 # -- demo, validate, plot ----------------------------------------------------
 def _demo(args: argparse.Namespace) -> int:
+    out = _outdir(Path(args.outdir))
     _agg()
     from .demo import run_demo
 
-    for path in _call("demo", lambda: run_demo(args.outdir)):
+    for path in _call("demo", lambda: run_demo(out)):
         print(path)
     return EXIT_OK
 
@@ -492,9 +493,13 @@ def _read_result(path: Path) -> Any:
     """Open a result (or checkpoint) written by fpsolver; refuse anything else."""
     from ..io import open_result
 
-    if path.is_dir():
+    try:
+        is_dir, is_file = path.is_dir(), path.is_file()
+    except (OSError, ValueError) as err:  # too long a name, a NUL in it
+        raise _UsageError(f"result {str(path)!r}: cannot read it: {err}") from None
+    if is_dir:
         raise _UsageError(f"result {str(path)!r} is a folder, not a result file")
-    if not path.is_file():
+    if not is_file:
         raise _UsageError(f"result {str(path)!r} does not exist")
     try:
         ds = open_result(path)

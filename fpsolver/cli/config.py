@@ -223,8 +223,9 @@ def load_config(path: str | Path, allow_python: bool = False) -> RunConfig:
     path = Path(path)
     try:
         raw = path.read_bytes()
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read the config: {err.strerror}") from None
+    except (OSError, ValueError) as err:  # ValueError: a NUL in the path
+        reason = getattr(err, "strerror", None) or str(err)
+        raise ConfigError(f"{path}: cannot read the config: {reason}") from None
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
