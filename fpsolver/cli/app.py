@@ -435,9 +435,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 def validation_dir() -> Path:
     """The ``validation/`` folder of the source tree next to the package."""
-    import fpsolver
-
-    return Path(fpsolver.__file__).resolve().parents[1] / "validation"
+    return Path(__file__).resolve().parents[2] / "validation"
 
 
 def _validate(args: argparse.Namespace) -> int:
