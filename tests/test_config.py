@@ -190,7 +190,7 @@ def test_particles_section() -> None:
         ({"output": {"dpi": 0}}, "output.dpi: must be positive"),
         ({"constants": {"pi_": "3"}}, "constants.pi_: must be a number"),
         ({"extra": {}}, "extra: unknown key"),
-        ({"allow_python": "yes"}, "allow_python: must be true or false"),
+        ({"allow_python": "yes"}, "allow_python: a config cannot give consent"),
     ],
 )
 def test_errors_name_the_key_and_the_reason(changes, message) -> None:
@@ -198,16 +198,18 @@ def test_errors_name_the_key_and_the_reason(changes, message) -> None:
 
 
 def test_python_references_are_opt_in(tmp_path: Path) -> None:
+    """Consent to import Python code comes from the caller, never from the file."""
     data = cfg(model={"energy": "fpsolver.core.analytic:gaussian_pdf"})
-    assert "allow_python = true" in error_of(data)
+    assert "--allow-python" in error_of(data)
     data = cfg(model={"mobility": "numpy:cosh", "energy": "x**2/2 + y**2/2"})
-    data["allow_python"] = True
-    run = parse_config(data)
+    assert "refers to Python code" in error_of(data)
+    run = parse_config(data, allow_python=True)
     x, y = run.grid.mesh()
     np.testing.assert_array_equal(run.model.mobility_cells()[0], np.cosh(x) * np.ones_like(y))
-    data.pop("allow_python")
-    assert "refers to Python code" in error_of(data)
-    assert parse_config(data, allow_python=True).model.mobility_function is np.cosh
+    assert run.model.mobility_function is np.cosh
+    data["allow_python"] = True  # the file cannot grant it, with or without consent
+    assert "a config cannot give consent" in error_of(data)
+    assert "a config cannot give consent" in error_of(data, allow_python=True)
 
 
 def test_load_config_reads_toml_and_reports_syntax(tmp_path: Path) -> None:

@@ -152,7 +152,7 @@ def test_python_references_need_consent() -> None:
     assert is_reference("os.path:join")
     assert not is_reference("cos(x)")
     assert not is_reference("numpy:cos; import os")
-    with pytest.raises(ExpressionError, match="allow_python = true"):
+    with pytest.raises(ExpressionError, match="--allow-python"):
         resolve_reference("numpy:cos", allow_python=False, name="model.energy")
     assert resolve_reference("numpy:cos", allow_python=True) is np.cos
     with pytest.raises(ExpressionError, match="cannot import module"):
