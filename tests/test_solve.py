@@ -67,7 +67,8 @@ def test_save_at_and_validation():
     with pytest.raises(ValueError, match="either `save_every` or `save_at`"):
         fp.solve(model, p0, 2.0, dt=0.1, save_at=[1.0], save_every=0.5)
     with pytest.raises(ValueError, match="`dt` is required for method='bdf2'"):
-        fp.solve(model, p0, 2.0)
+        fp.solve(model, p0, 2.0, method="bdf2")
+    assert fp.solve(model, p0, 2.0).attrs["method"] == "adaptive"  # the default needs no dt
     with pytest.raises(ValueError, match="`dt` must be positive and finite, got -0.1"):
         fp.solve(model, p0, 2.0, dt=-0.1)
     with pytest.raises(ValueError, match="`t_end` must be a positive time or 'equilibrium'"):
