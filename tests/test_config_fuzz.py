@@ -29,11 +29,10 @@ from fpsolver.cli import main
 from fpsolver.cli.config import ConfigError, parse_config
 from fpsolver.cli.expr import FUNCTIONS, MAX_LENGTH, Expression
 
+# Derandomisation, deadline and database come from the suite's hypothesis
+# profile (tests/conftest.py); at least 200 cases, more in the "wide" profile.
 FUZZ = settings(
-    derandomize=True,
-    max_examples=200,
-    deadline=None,
-    database=None,
+    max_examples=max(200, settings.default.max_examples),
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 SECONDS = 1.0  # the most one case may take
