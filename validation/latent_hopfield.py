@@ -59,7 +59,8 @@ printed_err = float(max(np.abs(printed_v - fd_v).max(), np.abs(printed_h - fd_h)
 dv, dh = NET.rhs(v, h)
 kv, kh = NET.mobility()
 ode_err = float(max(np.abs(-kv @ gv.T - dv.T).max(), np.abs(-kh @ gh.T - dh.T).max()))
-print(f"|∇E − FD| = {grad_err:.2e}; printed formula: {printed_err:.3g}; |−K∇E − ODE| = {ode_err:.2e}")
+print(f"|∇E − FD| = {grad_err:.2e}; printed formula: {printed_err:.3g}")
+print(f"|−K∇E − ODE| = {ode_err:.2e}")
 
 # %% [markdown]
 # ## The Fokker–Planck model on the grid against the exact moments
@@ -105,7 +106,8 @@ for k, t in enumerate(parts["time"].values[1:], start=1):
 stationary_printed = linear_moments(b_pr, d_pr, [0, 0], C0, 200.0)[1]
 stationary_gibbs = T * np.linalg.inv(NET.hessian())
 print("max |z| against its own moments", max(z_own), "against the FP moments", max(z_fp))
-print("stationary covariance, printed:\n", stationary_printed, "\nGibbs T H^-1:\n", stationary_gibbs)
+print("stationary covariance, printed:\n", stationary_printed)
+print("Gibbs T H^-1:\n", stationary_gibbs)
 
 # K = I: the printed SDE is the Fokker–Planck process
 unit_parts = UNIT.particles(start, temperature=T, t_end=t_end, dt=0.002, save_every=save, seed=3)
