@@ -24,7 +24,7 @@ the rest of the library, so the identities hold to rounding:
 * the visible marginal of the full Gibbs density is m(v) = Z(v)/Z and
   q(v, h) = m(v) q(h | v);
 * a density p(v, h) = m_p(v) p(h | v) has
-  F[p] = Σ_v V_v m_p(v) (F[p(·|v) | v] + T ln m_p(v)).
+  F[p] = Σ_v V_v m_p(v) (F[p(· ∣ v) | v] + T ln m_p(v)).
 
 **Where v lies between cells.** The grid holds E at cell centres. A visible
 value between two centres gets the energy interpolated *linearly* between
@@ -315,14 +315,14 @@ class Conditioning:
         return float(self.free_energies(p).mean())
 
     def relative_entropies(self, p: np.ndarray) -> np.ndarray:
-        """KL(p ‖ q(·|v_i)) per sample, computed directly (not from F)."""
+        """KL(p ‖ q(· ∣ v_i)) per sample, computed directly (not from F)."""
         p = _density(self.grid, p)
         return np.array(
             [dg.relative_entropy(self.grid.volumes, lq, p) for lq in self.log_posterior()]
         )
 
     def expectations(self, field: np.ndarray) -> np.ndarray:
-        """⟨f(v_i, ·)⟩_{q(·|v_i)} per sample for hidden-cell values ``field`` of shape
+        """⟨f(v_i, ·)⟩_{q(· ∣ v_i)} per sample for hidden-cell values ``field`` of shape
         ``(..., n, *grid.shape)``; returns shape ``(..., n)``."""
         w = np.exp(self.log_posterior()) * self.grid.volumes
         axes = tuple(range(-self.grid.ndim, 0))

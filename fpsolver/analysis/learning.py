@@ -261,7 +261,7 @@ class LearningTerms:
         ℓ = (F_free − F_clamped)/T, the mean log-density of the data under
         the visible marginal of q_θ (per unit visible volume).
     model_term, data_term : ndarray
-        ⟨∂E/∂θ⟩_{q_θ} and (1/n) Σ_i ⟨∂E/∂θ(v_i, ·)⟩_{q_θ(·|v_i)}.
+        ⟨∂E/∂θ⟩_{q_θ} and (1/n) Σ_i ⟨∂E/∂θ(v_i, ·)⟩_{q_θ(· ∣ v_i)}.
     gibbs : ndarray
         q_θ on the grid.
     energy : ndarray

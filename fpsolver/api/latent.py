@@ -4,7 +4,7 @@ r"""Condition a model on its visible axes: :func:`condition` and :class:`Conditi
 the hidden axes — a :class:`~fpsolver.FokkerPlanck` with energy E(v, ·)
 — so everything a model does works on it: ``cond.equilibrium()`` is
 q(h | v), ``cond.log_partition()`` is ln Z(v), ``cond.free_energy(p_h)``
-is F[p_h | v] = ⟨E(v, ·)⟩_p − T H[p] = T KL(p ‖ q(·|v)) − T ln Z(v), and
+is F[p_h | v] = ⟨E(v, ·)⟩_p − T H[p] = T KL(p ‖ q(· ∣ v)) − T ln Z(v), and
 ``cond.solve(p0, ...)`` relaxes a hidden density towards q(h | v).
 
 Given a data set ``{"v": samples}``, the model has the averaged energy
@@ -75,7 +75,7 @@ class Conditional(FokkerPlanck):
         """ln Z(v_i) for every sample, shape ``(n,)`` (one value for one point).
 
         For one point this is :meth:`log_partition`; for a data set
-        (1/n) Σ_i F[p | v_i] = T (1/n) Σ_i KL(p ‖ q(·|v_i)) − T mean(ln Z(v_i)).
+        (1/n) Σ_i F[p | v_i] = T (1/n) Σ_i KL(p ‖ q(· ∣ v_i)) − T mean(ln Z(v_i)).
         """
         return self.conditioning.log_partition()
 
