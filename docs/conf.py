@@ -96,7 +96,7 @@ API_GROUPS = [
     (
         "Physics: grids, models, initial densities (`fpsolver.core`)",
         ["core", "core.grid", "core.model", "core.boundary", "core.initial", "core.schedule",
-         "core.diagnostics", "core.analytic"],
+         "core.diagnostics", "core.analytic", "core.threads"],
     ),
     (
         "The discretised operator (`fpsolver.discrete`)",
@@ -110,14 +110,17 @@ API_GROUPS = [
     (
         "Stationary states, spectra, first passage, Lyapunov functions (`fpsolver.analysis`)",
         ["analysis", "analysis.stationary", "analysis.spectrum", "analysis.passage",
-         "analysis.lyapunov"],
+         "analysis.lyapunov", "analysis.latent", "analysis.learning", "analysis.hopfield"],
     ),
     (
         "Particles and statistics (`fpsolver.sampling`)",
         ["sampling", "sampling.particles", "sampling.compare"],
     ),
-    ("Results on disk", ["io"]),
-    ("The model class and solve (`fpsolver.api`)", ["api", "api.fokker_planck", "api.runs"]),
+    ("Results on disk", ["io", "io.results", "io.checkpoint", "io.files"]),
+    (
+        "The model class, solve and learning (`fpsolver.api`)",
+        ["api", "api.fokker_planck", "api.runs", "api.latent", "api.learning"],
+    ),
     ("Plotting", ["plotting"]),
     (
         "Configs and the command line (`fpsolver.cli`)",

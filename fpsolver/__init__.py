@@ -25,11 +25,15 @@ The package is layered; each layer imports only the layers below it
 from . import plotting  # registers the ``ds.fp`` accessor; matplotlib loads on first plot
 from ._compat import install_aliases
 from ._version import __version__
+from .analysis import hopfield
+from .analysis.learning import ParametricEnergy
 from .analysis.lyapunov import lyapunov
 from .analysis.passage import committor, mean_first_passage_time
 from .analysis.spectrum import spectrum
 from .analysis.stationary import stationary
 from .api.fokker_planck import FokkerPlanck
+from .api.latent import Conditional, condition
+from .api.learning import recall_and_learn
 from .api.runs import solve
 from .core.grid import Grid
 from .core.initial import as_density, gaussian, point_mass
@@ -65,6 +69,11 @@ __all__ = [
     "mean_first_passage_time",
     "committor",
     "lyapunov",
+    "condition",
+    "Conditional",
+    "recall_and_learn",
+    "ParametricEnergy",
+    "hopfield",
     "plotting",
 ]
 
