@@ -17,6 +17,8 @@ named cached property:
 ``backward``                   L* = V⁻¹ Lᵀ V, acting on functions (L* 1 = 0)
 ``stationary_density``         p_ss: the Gibbs density when reversible, the
                                null vector of L otherwise (no absorbing walls)
+``separable``                  the one-axis factors L_a with L = ⊕_a L_a, or
+                               None (:mod:`fpsolver.discrete.separable`)
 =============================  ==============================================
 
 Nothing else writes these: the numerics (steppers, linear solvers,
@@ -37,6 +39,7 @@ from ..core.grid import cell_array
 from ..core.model import Model
 from . import sg
 from .nullspace import null_vector
+from .separable import SeparableGenerator, factorize
 
 __all__ = ["Model", "Operator", "discretize", "as_operator"]
 
@@ -127,6 +130,27 @@ class Operator:
         if not self.reversible:
             raise ValueError("the symmetric form exists only for reversible models (no force/tilt)")
         return sg.symmetric_matrix(self.grid.volumes, self.links, self.walls)
+
+    @cached_property
+    def separable(self) -> SeparableGenerator | None:
+        """The Kronecker-sum structure L = Σ_a I ⊗ … ⊗ L_a ⊗ … ⊗ I, or None.
+
+        Detected from the model (no flag): additively separable energy,
+        mobility and force components that vary along their own axis only;
+        see :mod:`fpsolver.discrete.separable`. The object propagates
+        exactly (``propagate(p, t)``) and solves (I − cL) x = b by fast
+        diagonalisation (``solver()``), without assembling L.
+
+        Examples
+        --------
+        >>> import fpsolver as fp
+        >>> g = fp.Grid(x=(-3, 3, 16), y=(-3, 3, 12))
+        >>> fp.discretize(fp.FokkerPlanck(g, lambda x, y: x**2 + y**2)).separable
+        SeparableGenerator(x: 16, y: 12)
+        >>> fp.discretize(fp.FokkerPlanck(g, lambda x, y: x * y)).separable is None
+        True
+        """
+        return factorize(self.model)
 
     @cached_property
     def backward(self) -> sp.csr_array:
