@@ -30,8 +30,9 @@ Detection (:func:`factorize`, used by :attr:`fpsolver.discretize(model).separabl
 <fpsolver.discrete.operator.Operator.separable>`) reads the model on its
 cells: the energy must be additively separable,
 E(i, j, k) − E(i, 0, 0) − E(0, j, 0) − E(0, 0, k) + 2 E(0, 0, 0) = 0 to
-rounding relative to max |E| (array and callable energies alike); mobility
-component a and force component a must not vary across the other axes.
+rounding relative to the largest magnitude of E (array and callable
+energies alike); mobility component a and force component a must not vary
+across the other axes.
 Each factor is then built by the same Scharfetter–Gummel code on the
 one-axis model (the axis's grid, energy, mobility, force and walls), so its
 links are exactly the factors of the N-D links. :func:`from_generator` finds
@@ -39,7 +40,7 @@ the same structure in an assembled generator alone, and checks it entry by
 entry.
 
 Exact propagators are computed so that no guarantee is lost. With
-c = max_i |(L_a)_ii|, A = L_a + cI is entrywise non-negative (L_a has
+c = max_i (−(L_a)_ii), A = L_a + cI is entrywise non-negative (L_a has
 non-negative off-diagonals), so
 
 .. math::
@@ -423,7 +424,7 @@ def along_axes(mats: Any, p: np.ndarray) -> np.ndarray:
 def expm_nonneg(L: np.ndarray, t: float, volumes: np.ndarray | None = None) -> np.ndarray:
     r"""exp(t L) of a dense generator (non-negative off-diagonals), entrywise ≥ 0.
 
-    Taylor series of the non-negative matrix h (L + cI), c = max |L_ii|,
+    Taylor series of the non-negative matrix h (L + cI), c = max_i (−L_ii),
     h = t / 2^s with ‖h(L + cI)‖₁ ≤ 1/16, times e^{−hc}, then s squarings:
     the Taylor method with scaling and squaring (Moler & Van Loan, SIAM
     Review 45 (2003) 3–49) on the shifted matrix of uniformisation

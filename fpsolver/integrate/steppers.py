@@ -501,7 +501,7 @@ class SeparableExact(Stepper):
     :data:`EXACT`), so :meth:`step_to` jumps straight to the stop time and
     no `dt` is needed (``adaptive`` in the sense that the method chooses its
     steps). Open-ended runs (to equilibrium) take steps dt0·2^k, with dt0 =
-    `dt` or 0.1/Σ_a max|(L_a)_ii|. The propagators are entrywise
+    `dt` or 0.1/Σ_a max_i (−(L_a)_ii). The propagators are entrywise
     non-negative and conserve mass to rounding; one set is computed per
     distinct step length (equal save intervals share one).
 
