@@ -112,6 +112,7 @@ __all__ = [
     "load_config",
     "memory_estimate",
     "parse_config",
+    "read_toml",
 ]
 
 SECTIONS = ("grid", "model", "initial", "solve", "particles", "output", "constants")
@@ -221,18 +222,31 @@ def load_config(path: str | Path, allow_python: bool = False) -> RunConfig:
     ((60,), 1.0, 1.0)
     """
     path = Path(path)
+    return parse_config(read_toml(path), allow_python=allow_python, source=path)
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """The parsed TOML document at `path`; a ConfigError says why it cannot be read.
+
+    Examples
+    --------
+    >>> read_toml("no/such/config.toml")
+    Traceback (most recent call last):
+    ...
+    fpsolver.cli.config.ConfigError: no/such/config.toml: cannot read the config: ...
+    """
+    path = Path(path)
     try:
         raw = path.read_bytes()
     except (OSError, ValueError) as err:  # ValueError: a NUL in the path
         reason = getattr(err, "strerror", None) or str(err)
         raise ConfigError(f"{path}: cannot read the config: {reason}") from None
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        return tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: the config is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from None
-    return parse_config(data, allow_python=allow_python, source=path)
 
 
 def parse_config(
