@@ -3,6 +3,7 @@
 Subcommands::
 
     fpsolver run CONFIG.toml [-o OUTDIR] [--allow-python] [--no-figures]
+    fpsolver sweep CONFIG.toml [-o OUTDIR] [--scheduler ADDRESS | --local] [--timeout S]
     fpsolver demo [-o OUTDIR]
     fpsolver validate [--quick] [-o OUTDIR]
     fpsolver plot RESULT.nc [-o OUTDIR] [--animation {gif,mp4}] [--dpi DPI]
@@ -36,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from ..integrate.trackers import Tracker
+from .sweep import add_parser as add_sweep_parser
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_NUMERICAL", "EXIT_OK", "EXIT_USAGE", "main"]
 
@@ -84,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
         "run Python code; only this flag can allow it, never the config itself",
     )
     run.add_argument("--no-figures", action="store_true", help="skip the figures")
+    add_sweep_parser(sub)
 
     demo = sub.add_parser("demo", help="solve the 2-D double well and write figures")
     demo.add_argument("-o", "--outdir", type=Path, default=Path("results"), help="output folder")
@@ -123,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: 0 for --help/--version, 2 for bad usage
         return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
-    commands = {"run": _run, "demo": _demo, "validate": _validate, "plot": _plot}
+    commands = {"run": _run, "sweep": _sweep, "demo": _demo, "validate": _validate, "plot": _plot}
     try:
         return commands[args.command](args)
     except _UsageError as err:
@@ -163,7 +166,10 @@ def _agg() -> None:
 # -- run -------------------------------------------------------------------
 def _run(args: argparse.Namespace) -> int:
     from .config import ConfigError, load_config
+    from .sweep import is_sweep_config
 
+    if is_sweep_config(args.config):  # a config with a [sweep] table
+        return _sweep(args)
     try:
         cfg = load_config(args.config, allow_python=args.allow_python)
     except ConfigError as err:
@@ -420,6 +426,21 @@ def _summary(cfg: Any, ds: Any, wall: float, paths: list[Path], table: Any) -> N
     lines.append("  outputs:")
     lines += [f"    {p}" for p in paths]
     print("\n".join(lines))
+
+
+# -- sweep -------------------------------------------------------------------
+def _sweep(args: argparse.Namespace) -> int:
+    from .config import ConfigError
+    from .sweep import SweepFailure, SweepInterrupted, run_sweep
+
+    try:
+        return run_sweep(args, _outdir(Path(args.outdir)))
+    except ConfigError as err:
+        raise _UsageError(str(err)) from None
+    except SweepFailure as err:
+        raise _NumericalError(str(err)) from None
+    except SweepInterrupted as err:
+        raise _Interrupted(str(err)) from None
 
 
 # -- demo, validate, plot ----------------------------------------------------
