@@ -300,7 +300,22 @@ def _code_digest(code: Any, h: Any) -> None:
         if inspect.iscode(const):
             _code_digest(const, h)
         else:
-            h.update(repr(const).encode())
+            h.update(_const_repr(const).encode())
+
+
+def _const_repr(const: Any) -> str:
+    """repr of a code constant, sets sorted (their order changes with the hash seed).
+
+    Examples
+    --------
+    >>> _const_repr(("a", frozenset({"b", "c"})))
+    "('a', frozenset(['b', 'c']))"
+    """
+    if isinstance(const, frozenset):
+        return "frozenset([" + ", ".join(sorted(_const_repr(c) for c in const)) + "])"
+    if isinstance(const, tuple):
+        return "(" + ", ".join(_const_repr(c) for c in const) + ")"
+    return repr(const)
 
 
 def _describe(f: Any) -> str:
