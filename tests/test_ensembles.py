@@ -43,7 +43,8 @@ def clients():
     try:
         yield {n: client for n, (_, client) in made.items()}
     finally:
-        for cluster, client in made.values():
+        # last opened, first closed: each client restores the dask config it found
+        for cluster, client in reversed(list(made.values())):
             client.close()
             cluster.close()
 
