@@ -1,0 +1,174 @@
+"""The benchmark problem definitions and the accuracy benchmark's reference tools.
+
+``benchmarks/`` is not a package: the modules are loaded by path.
+"""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.optimize import minimize
+
+import fpsolver as fp
+from fpsolver.cli.demo import double_well_model
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _load(name):
+    if name in sys.modules:
+        return sys.modules[name]
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))  # accuracy.py imports its sibling problems.py
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+problems = _load("problems")
+accuracy = _load("accuracy")
+P5 = problems.PROBLEMS["P5"]
+P6 = problems.PROBLEMS["P6"]
+
+# Müller & Brown (1979): the three minima
+KNOWN_MINIMA = [(-0.558, 1.442), (0.623, 0.028), (-0.050, 0.467)]
+
+
+@pytest.mark.parametrize("start", KNOWN_MINIMA)
+def test_p5_minima_are_mueller_browns(start):
+    res = minimize(lambda v: P5.energy(v[0], v[1]), start, method="Nelder-Mead",
+                   options={"xatol": 1e-9, "fatol": 1e-12})  # fmt: skip
+    assert np.allclose(res.x, start, atol=1e-3)
+    (xlo, xhi), (ylo, yhi) = P5.box
+    assert xlo < res.x[0] < xhi and ylo < res.x[1] < yhi
+    # P5 is the standard surface scaled: same minima, energies −146.70, −108.17, −80.77
+    assert P5.energy(*res.x) * problems.MB_SCALE == pytest.approx(
+        problems.muller_brown(*res.x), rel=1e-14
+    )
+
+
+def test_muller_brown_minimum_energies():
+    values = [float(problems.muller_brown(x, y)) for x, y in problems.MB_MINIMA]
+    assert np.allclose(values, [-146.6995, -108.1667, -80.7678], atol=1e-3)
+
+
+def test_p5_wells_exchange_mass_by_t_end():
+    """At least 5 % of the mass leaves the starting well (nearest-minimum basins)."""
+    model = P5.model(48)
+    p0 = P5.initial(model).values
+    p, _ = accuracy.chebyshev_expm(model, p0, P5.t_end)
+    x, y = model.grid.mesh()
+    dist = np.stack([(x - mx) ** 2 + (y - my) ** 2 for mx, my in problems.MB_MINIMA])
+    basin = np.argmin(dist, axis=0)
+    start = basin[np.unravel_index(np.argmax(p0), p0.shape)]
+    mass = model.grid.volumes * p
+    assert mass[basin == start].sum() > 0.4
+    assert mass[basin != start].sum() >= 0.05
+    assert all(mass[basin == k].sum() >= 0.05 for k in range(3))  # all three wells
+
+
+@pytest.mark.parametrize("axes", [(0, 1), (1, 2), (0, 2)])
+def test_p6_is_not_additively_separable(axes):
+    """The mixed difference of E over every pair of axes is non-zero on the grid."""
+    grid = P6.grid(12)
+    E = P6.energy(*grid.mesh())
+    a, b = axes
+    mixed = np.diff(np.diff(E, axis=a), axis=b)
+    assert np.max(np.abs(mixed)) > 0.01
+    # the same difference of an additively separable energy vanishes
+    sep = sum(m**4 for m in grid.mesh())
+    assert np.max(np.abs(np.diff(np.diff(sep, axis=a), axis=b))) < 1e-12
+
+
+def test_p6_is_refused_by_the_separable_path():
+    if "separable" not in fp.METHODS:
+        pytest.skip("no separable method")
+    model = P6.model(8)
+    with pytest.raises(ValueError, match="separable"):
+        model.solve(P6.initial(model), 0.1, method="separable")
+
+
+def test_p2_is_the_demo_model():
+    model = problems.PROBLEMS["P2"].model(16)
+    demo = double_well_model(16)
+    assert model.grid == demo.grid and model.temperature == demo.temperature
+    assert abs(model.generator() - demo.generator()).max() == 0.0
+
+
+@pytest.mark.parametrize("name, n, factor", [("P5", 24, 3), ("P6", 12, 4), ("P1", 40, 8)])
+def test_restriction_conserves_mass(name, n, factor):
+    problem = problems.PROBLEMS[name]
+    fine = problem.grid(n)
+    rng = np.random.default_rng(0)
+    p = rng.random(fine.shape)
+    coarse = problem.grid(n // factor)
+    q = problems.restrict(p, fine, factor)
+    assert q.shape == coarse.shape
+    # each coarse cell holds exactly the mass of its children
+    children = (
+        (fine.volumes * p)
+        .reshape([k for m in coarse.shape for k in (m, factor)])
+        .sum(axis=tuple(range(1, 2 * fine.ndim, 2)))
+    )
+    assert np.allclose(coarse.volumes * q, children, rtol=1e-14, atol=0)
+    assert np.sum(coarse.volumes * q) == pytest.approx(np.sum(fine.volumes * p), rel=1e-14)
+
+
+def test_restriction_of_a_non_uniform_grid():
+    fine = fp.Grid(x=[0.0, 0.1, 0.4, 0.5, 1.0], y=[0.0, 1.0, 3.0])
+    p = np.arange(8.0).reshape(4, 2) + 1
+    q = problems.restrict(p, fine, 2)
+    assert q.shape == (2, 1)
+    assert np.sum(q * np.array([[0.4 * 3], [0.6 * 3]])) == pytest.approx(
+        np.sum(fine.volumes * p), rel=1e-15
+    )
+    with pytest.raises(ValueError, match="refinement"):
+        problems.restrict(p, fine, 3)
+
+
+def test_ou_cell_averages_are_the_exact_density():
+    problem = problems.PROBLEMS["P4"]
+    grid = problem.grid(20)
+    q = problems.ou_cell_averages(grid, problem.mean, problem.variance, problem.t_end)
+    assert np.sum(grid.volumes * q) == pytest.approx(1.0, abs=1e-5)
+    fine = problems.ou_cell_averages(problem.grid(60), problem.mean, problem.variance, 1.0)
+    assert np.allclose(problems.restrict(fine, problem.grid(60), 3), q, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("name, n", [("P5", 20), ("P2", 20), ("P6", 8)])
+def test_chebyshev_reference_matches_expm_multiply(name, n):
+    problem = problems.PROBLEMS[name]
+    model = problem.model(n)
+    p0 = problem.initial(model)
+    p, terms = accuracy.chebyshev_expm(model, p0.values, problem.t_end)
+    ds = model.solve(p0, problem.t_end, dt=problem.t_end, method="exponential", save_at=[])
+    assert np.sum(model.grid.volumes * np.abs(p - ds.p[-1].values)) < 1e-11
+    assert terms > 10
+
+
+def test_extrapolated_reference_beats_the_fine_grid_on_p4():
+    """Richardson in h² on P4 (exact answer known) gains an order of magnitude."""
+    problem = problems.PROBLEMS["P4"]
+    fine, _, _ = accuracy.exact_solution(problem, 24)
+    partner, _, _ = accuracy.exact_solution(problem, 12)
+    grid = problem.grid(12)
+    exact = problems.ou_cell_averages(grid, problem.mean, problem.variance, problem.t_end)
+    plain = problems.restrict(fine, problem.grid(24), 2)
+    extrapolated = accuracy.extrapolate(problem, fine, 24, 12, partner)
+    assert accuracy.l1(grid, extrapolated, exact) < accuracy.l1(grid, plain, exact) / 5
+
+
+def test_cached_references_are_small():
+    for path in (BENCH / "data").glob("*.npz"):
+        assert path.stat().st_size < accuracy.CACHE_LIMIT
+
+
+def test_accuracy_tables_for_one_problem(tmp_path):
+    out = tmp_path / "accuracy.md"
+    assert accuracy.main(["--quick", "--problems", "P1", "--out", str(out), "--quiet"]) == 0
+    text = out.read_text()
+    assert "## P1" in text and "|---" in text and "Goal default" in text
