@@ -32,7 +32,7 @@ validate: $(VENV)/.test
 	$(BIN)/python validation/run_all.py --out validation
 
 benchmarks: $(VENV)/.test
-	for b in assembly steps adaptive particles; do $(BIN)/python benchmarks/$$b.py || exit 1; done
+	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
 
 # lint uses the installed tools: it installs the test extras only when ruff is
 # missing, never re-installs
