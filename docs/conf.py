@@ -101,7 +101,7 @@ API_GROUPS = [
     (
         "The discretised operator (`fpsolver.discrete`)",
         ["discrete", "discrete.operator", "discrete.sg", "discrete.nullspace",
-         "discrete.linsolve"],
+         "discrete.linsolve", "discrete.separable"],
     ),
     (
         "Time integration (`fpsolver.integrate`)",
@@ -119,7 +119,8 @@ API_GROUPS = [
     ("Results on disk", ["io", "io.results", "io.checkpoint", "io.files"]),
     (
         "The model class, solve and learning (`fpsolver.api`)",
-        ["api", "api.fokker_planck", "api.runs", "api.latent", "api.learning"],
+        ["api", "api.fokker_planck", "api.runs", "api.latent", "api.learning",
+         "api.sweeps", "api.ensembles", "api.cluster"],
     ),
     ("Plotting", ["plotting"]),
     (

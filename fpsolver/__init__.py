@@ -31,10 +31,12 @@ from .analysis.lyapunov import lyapunov
 from .analysis.passage import committor, mean_first_passage_time
 from .analysis.spectrum import spectrum
 from .analysis.stationary import stationary
+from .api.ensembles import simulate_particles_distributed
 from .api.fokker_planck import FokkerPlanck
 from .api.latent import Conditional, condition
 from .api.learning import recall_and_learn
 from .api.runs import solve
+from .api.sweeps import sweep
 from .core.grid import Grid
 from .core.initial import as_density, gaussian, point_mass
 from .core.model import Model
@@ -74,6 +76,8 @@ __all__ = [
     "recall_and_learn",
     "ParametricEnergy",
     "hopfield",
+    "sweep",
+    "simulate_particles_distributed",
     "plotting",
 ]
 

@@ -34,6 +34,7 @@ def test_registry_declares_orders():
         "bdf2": 2,
         "tr_bdf2": 2,
         "exponential": EXACT,
+        "separable": EXACT,
         "adaptive": 2,
     }
     assert {k: v.order for k, v in METHODS.items()} == expected

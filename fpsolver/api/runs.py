@@ -164,8 +164,13 @@ def solve(
     options = dict(
         dt=dt, rtol=rtol, atol=atol, linear_solver=linear_solver, linear_rtol=linear_rtol
     )
+    path = "general"
     if method is None:
-        method = "adaptive" if dt is None else "bdf2"
+        sep = op.separable if dt is None else None
+        if sep is not None and sep.preferred:
+            method, path = "separable", "separable"
+        else:
+            method = "adaptive" if dt is None else "bdf2"
     stepper = make_stepper(method, op, **options)
     if save_every is None and save_at is None and not stepper.adaptive:
         save_every = stepper.dt
@@ -176,6 +181,7 @@ def solve(
     _warn_if_slow(stepper, t_final, method)
     p = density_array(op.grid, p0, "p0").ravel()
     attrs = _attrs(op, stepper, method, t_end if equilibrium else t_final)
+    attrs["path"] = path
     if equilibrium:
         attrs["equilibrium_tol"] = tol
     run = _Run(op, stepper, attrs, p, tol if equilibrium else None)
