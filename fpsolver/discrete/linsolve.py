@@ -558,7 +558,7 @@ class LinearSolver:
         """CG on the symmetric form: (I − c S) y = D b, x = D⁻¹ y."""
         d = self._d
         bs = d * b
-        y0 = self._history.guess(c, bs)
+        y0 = self._history.guess(_key(c), bs)
         if y0 is None and x0 is not None:
             y0 = d * x0
         y, iterations, products, ok = _pcg(
@@ -572,14 +572,14 @@ class LinearSolver:
                 "try linear_solver='lu' or a smaller dt"
             )
         if remember:
-            self._history.push(c, y, bs)
+            self._history.push(_key(c), y, bs)
         return y / d
 
     def _bicgstab(
         self, c: float, entry: _Entry, b: np.ndarray, x0: Any, remember: bool
     ) -> np.ndarray:
         """BiCGStab on I − c L; escalates to AMG when Jacobi needs too many iterations."""
-        guess = self._history.guess(c, b)
+        guess = self._history.guess(_key(c), b)
         if guess is None and x0 is not None:
             guess = np.array(x0, float)
         w = self.volumes if self.volumes is not None else np.ones(self.n)
@@ -605,7 +605,7 @@ class LinearSolver:
                 "try linear_solver='lu' or a smaller dt"
             )
         if remember:
-            self._history.push(c, x, np.array(b, float))
+            self._history.push(_key(c), x, np.array(b, float))
         return x
 
     def _weights(self) -> np.ndarray:
