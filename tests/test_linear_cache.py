@@ -9,7 +9,10 @@ from fpsolver.integrate.steppers import make_stepper
 
 def _model(n=24):
     g = fp.Grid(x=(-2.5, 2.5, n), y=(-2.5, 2.5, n))
-    return fp.FokkerPlanck(g, energy=lambda x, y: (x**2 - 1) ** 2 + 0.5 * y**2, temperature=0.5)
+    # coupled (not separable), so the default path is the adaptive method
+    return fp.FokkerPlanck(
+        g, energy=lambda x, y: (x**2 - 1) ** 2 + 0.5 * y**2 + 0.2 * x * y, temperature=0.5
+    )
 
 
 def test_cache_stays_within_its_byte_budget():

@@ -196,18 +196,17 @@ def test_amg_preconditioner_reduces_iterations(ou3d):
 def test_automatic_choice_and_errors(monkeypatch):
     small = fp.FokkerPlanck(fp.Grid(x=(-1, 1, 8), y=(-1, 1, 8), z=(-1, 1, 8)), energy=0.0)
     assert choose_linear_solver(small) == "lu"
-    monkeypatch.setattr("fpsolver.discrete.linsolve.AUTO_ITERATIVE_SIZE", 100)
-    assert choose_linear_solver(small) == "amg"
-    monkeypatch.setattr("fpsolver.discrete.linsolve._has_pyamg", lambda: False)
-    assert choose_linear_solver(small) == "cg"
-    with pytest.warns(RuntimeWarning, match="pyamg is not installed: plain CG"):
-        lin = LinearSolver.for_model(small, "amg")
-    assert lin.kind == "cg"
-    with pytest.warns(RuntimeWarning, match="pyamg is not installed: plain CG"):
-        assert LinearSolver.for_model(small, "auto").kind == "cg"
     drift = fp.FokkerPlanck.from_drift(fp.Grid(x=(-1, 1, 8), y=(-1, 1, 8), z=(-1, 1, 8)),
                                        lambda x, y, z: (-y, x, -z))  # fmt: skip
     assert choose_linear_solver(drift) == "lu"
+    monkeypatch.setattr("fpsolver.discrete.linsolve.AUTO_ITERATIVE_SIZE", 100)
+    # above the crossover: CG on the symmetric form, BiCGStab without one
+    assert choose_linear_solver(small) == "cg"
+    assert choose_linear_solver(drift) == "bicgstab"
+    monkeypatch.setattr("fpsolver.discrete.linsolve._has_pyamg", lambda: False)
+    with pytest.warns(RuntimeWarning, match="pyamg is not installed: plain CG"):
+        lin = LinearSolver.for_model(small, "amg")
+    assert lin.kind == "cg"
     with pytest.raises(ValueError, match="reversible models"):
         choose_linear_solver(drift, "cg")
     with pytest.raises(ValueError, match="`linear_solver` must be one of .* got 'qr'"):
