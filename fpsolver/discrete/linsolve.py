@@ -92,9 +92,9 @@ __all__ = [
 LINEAR_SOLVERS = ("auto", "lu", "cg", "amg", "bicgstab")
 
 #: 3-D grids with more cells than this use an iterative solver by default
-#: (10³; measured on P4, 20 TR-BDF2 steps: LU and CG cost the same near 8³,
-#: CG is 3× faster at 10³, 14× at 16³ and 120× at 32³, where one LU
-#: factorisation takes 13 s and 0.4 GiB).
+#: (10³; measured on P4, 20 TR-BDF2 steps, ``benchmarks/solvers3d.py``: LU and
+#: CG cost the same at 8³, CG is 2× faster at 10³, 5× at 12³, 12× at 16³ and
+#: 120× at 32³, where one LU factorisation takes 13 s and 0.4 GiB).
 AUTO_ITERATIVE_SIZE = 1_000
 
 #: Relative L¹ residual (= bound on the relative L¹ error of a solve) at which

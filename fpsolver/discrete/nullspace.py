@@ -76,10 +76,9 @@ import scipy.sparse.linalg as spla
 __all__ = ["ITERATIVE_SIZE", "null_vector", "refine_tails", "scaled_residual"]
 
 #: Grids with more cells than this and a 3-D stencil (≥ 6 entries per row on
-#: average) use the iterative path by default (about 12.6³; measured: LU and the
-#: iterative path cost the same at 12³, the iterative one is 2× faster at 16³ and
-#: 7× at 24³, see
-#: ``benchmarks/solvers3d.py``).
+#: average) use the iterative path by default (about 12.6³; measured on a
+#: rotating Ornstein–Uhlenbeck model, ``benchmarks/solvers3d.py``: LU is faster
+#: at 10³, the iterative path 1.5× faster at 12³, 2× at 16³ and 7× at 24³).
 ITERATIVE_SIZE = 2_000
 
 #: Relative residual of the anchored GMRES solve, and of each tail sweep.
