@@ -56,7 +56,7 @@ def solve(
     t_max: float | None = None,
     max_steps: int = 1_000_000,
     linear_solver: str = "auto",
-    linear_rtol: float = 1e-10,
+    linear_rtol: float | None = None,
     progress: bool | None = None,
     callback: Callable[[float, np.ndarray], Any] | None = None,
     checkpoint: str | Path | None = None,
@@ -105,11 +105,14 @@ def solve(
         and a warning).
     max_steps : int
         Safety limit on the number of steps.
-    linear_solver : {"auto", "lu", "cg", "amg"}
-        See :mod:`fpsolver.discrete.linsolve`. ``"auto"``: CG + AMG on the symmetric
-        form for reversible 3-D grids above 5 000 cells, LU otherwise.
-    linear_rtol : float
-        Residual tolerance of CG.
+    linear_solver : {"auto", "lu", "cg", "amg", "bicgstab"}
+        See :mod:`fpsolver.discrete.linsolve`. ``"auto"``: CG on the symmetric
+        form for reversible 3-D grids above 1 000 cells, BiCGStab for other
+        3-D grids of that size, LU otherwise (1-D, 2-D, small 3-D).
+    linear_rtol : float, optional
+        Tolerance of the iterative solvers, Σ V|r| ≤ linear_rtol·Σ V|b| (an
+        L¹ bound on each solve's error relative to the mass); default: the
+        linear solver's own (1e-7, 1 % of a typical step error).
     progress : bool, optional
         Show a tqdm bar. Default: only when stderr is a terminal and the
         solve is expected to take more than a few seconds.
@@ -363,6 +366,6 @@ def _final(attrs: dict[str, Any], stepper: Stepper) -> dict[str, Any]:
     out = dict(attrs, factorizations=stepper.factorizations, steps=stepper.steps)
     if stepper.adaptive:
         out["rejected_steps"] = stepper.rejected_steps
-    if stepper.linear is not None and stepper.linear.kind in ("cg", "amg"):
+    if stepper.linear is not None and stepper.linear.kind in ("cg", "amg", "bicgstab"):
         out["cg_iterations"] = stepper.linear.iterations
     return out

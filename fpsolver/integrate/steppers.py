@@ -630,7 +630,7 @@ def make_stepper(
     rtol: float = 1e-4,
     atol: float = 1e-8,
     linear_solver: str = "auto",
-    linear_rtol: float = 1e-10,
+    linear_rtol: float | None = None,
 ) -> Stepper:
     """The stepper registered as `method`, set up for `model` (or its operator).
 
