@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 
-from .._version import __version__
 from ..core.model import Model
 from ..core.schedule import positive
 from ..sampling import particles as _pt
@@ -120,22 +119,7 @@ def _prepare(model, p0, n, *, t_end, dt, save_every, save_at, seed):
     ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     children = ss.spawn(-(-n // _pt.BLOCK_SIZE))
     spec = _Spec(model, steps, ends, save_after, n, init_cdf, init_positions)
-    seed_attr: Any = ss.entropy
-    if not (isinstance(seed_attr, (int, np.integer)) and 0 <= int(seed_attr) < 2**63):
-        seed_attr = str(seed_attr)
-    attrs = {
-        "n": n,
-        "dt": dt,
-        "t_end": t_end,
-        "seed": seed_attr,
-        "method": "euler-maruyama",
-        "bit_generator": "SFC64",
-        "temperature": model.temperature,
-        "block_size": _pt.BLOCK_SIZE,
-        "gradient": _pt._Dynamics(model).gradient_source,
-        "entropy_correction": "miller-madow (m-1)/(2N)",
-        "fpsolver_version": __version__,
-    }
+    attrs = _pt._result_attrs(model, n, dt, t_end, ss, _pt._Dynamics(model).gradient_source)
     return spec, children, times, attrs
 
 

@@ -892,10 +892,18 @@ def simulate_particles(
     counts, results = _run_blocks(
         plan, children, _batches(n_blocks, batch_size, workers), workers, progress
     )
+    attrs = _result_attrs(model, n, dt, t_end, ss, plan.dyn.gradient_source)
+    return _particle_dataset(model, times, counts, results, attrs)
+
+
+def _result_attrs(
+    model: Model, n: int, dt: float, t_end: float, ss: np.random.SeedSequence, gradient: str
+) -> dict[str, Any]:
+    """The attributes of a particle result (the seed recorded so the run can be repeated)."""
     seed_attr: Any = ss.entropy
     if not (isinstance(seed_attr, (int, np.integer)) and 0 <= int(seed_attr) < 2**63):
         seed_attr = str(seed_attr)
-    attrs = {
+    return {
         "n": n,
         "dt": dt,
         "t_end": t_end,
@@ -904,11 +912,10 @@ def simulate_particles(
         "bit_generator": "SFC64",
         "temperature": model.temperature,
         "block_size": BLOCK_SIZE,
-        "gradient": plan.dyn.gradient_source,
+        "gradient": gradient,
         "entropy_correction": "miller-madow (m-1)/(2N)",
         "fpsolver_version": __version__,
     }
-    return _particle_dataset(model, times, counts, results, attrs)
 
 
 def _particle_dataset(
