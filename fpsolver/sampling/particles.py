@@ -988,3 +988,119 @@ def _particle_dataset(
     }
     attrs = dict(attrs, walls=" ".join(walls), **grid.to_attrs())
     return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+# ---------------------------------------------------------------------------
+# blocks as units of work: a run spread over processes or machines
+# ---------------------------------------------------------------------------
+__all__ += ["ParticleBlocks", "BlockSums"]
+
+
+@dataclass
+class BlockSums:
+    """What some blocks of a particle run reduce to; no particle positions.
+
+    ``counts`` (saves × cells, int64) sums the blocks' histograms; ``blocks``
+    maps each block's index to its survivors, Σx, Σxxᵀ per save and its exit
+    times and walls. ``a + b`` merges two: integer counts, exact in any order.
+    """
+
+    counts: np.ndarray
+    blocks: dict[int, _BlockResult]
+
+    def __add__(self, other: BlockSums) -> BlockSums:
+        return BlockSums(self.counts + other.counts, {**self.blocks, **other.blocks})
+
+
+class ParticleBlocks:
+    """A particle run of :func:`simulate_particles`, simulated block by block anywhere.
+
+    Takes the arguments of :func:`simulate_particles` (validated, and `seed`
+    spawned, as it does). :meth:`run` simulates blocks ``first … stop − 1``,
+    block ``b`` seeded by the ``b``-th child of ``SeedSequence(seed)``, and
+    returns their :class:`BlockSums`; :meth:`dataset` turns the sums of
+    every block into the result of :func:`simulate_particles`, bit for bit.
+    The object pickles (its compiled dynamics are rebuilt where it runs).
+
+    Examples
+    --------
+    >>> import fpsolver as fp
+    >>> grid = fp.Grid(x=(-5, 5, 50))
+    >>> model = fp.FokkerPlanck(grid, energy=lambda x: 0.5 * x**2)
+    >>> kw = dict(n=3 * BLOCK_SIZE, t_end=0.1, dt=0.01, seed=4)
+    >>> run = ParticleBlocks(model, fp.gaussian(grid, 1.0, 0.5), **kw)
+    >>> sums = run.run(2, 3) + run.run(0, 2)      # any grouping, any order
+    >>> run.dataset(sums).identical(simulate_particles(model, fp.gaussian(grid, 1.0, 0.5), **kw))
+    True
+    """
+
+    def __init__(
+        self,
+        model: Model,
+        p0: Any,
+        n: int | None = None,
+        *,
+        t_end: float = 1.0,
+        dt: float = 1e-3,
+        save_every: float | None = None,
+        save_at: Sequence[float] | None = None,
+        seed: int | np.random.SeedSequence | None = None,
+    ) -> None:
+        if not isinstance(model, Model):
+            raise TypeError(f"`model` must be an fpsolver.FokkerPlanck, got {type(model).__name__}")
+        dt = positive(dt, "dt")
+        if not (isinstance(t_end, (int, float, np.floating)) and np.isfinite(t_end) and t_end >= 0):
+            raise ValueError(f"`t_end` must be a non-negative finite number, got {t_end!r}")
+        self.model = model
+        self.steps, self.ends, self.save_after, self.times = _plan_steps(
+            float(t_end), dt, save_every, save_at
+        )
+        self.n, self.init_cdf, self.init_positions = _initial_state(model.grid, p0, n)
+        _warn_if_stiff(model, dt, _start_density(model.grid, self.init_cdf, self.init_positions))
+        ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+        self.n_blocks = -(-self.n // BLOCK_SIZE)
+        self._seed = (ss.entropy, tuple(ss.spawn_key), ss.pool_size, ss.n_children_spawned)
+        ss.spawn(self.n_blocks)  # the children are rebuilt per block; the parent moves on
+        self._plan: _Plan | None = None
+        gradient = self.plan().dyn.gradient_source
+        self.attrs = _result_attrs(model, self.n, dt, float(t_end), ss, gradient)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if k != "_plan"}  # closures: rebuilt
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        vars(self).update(state, _plan=None)
+
+    def plan(self) -> _Plan:
+        """The run's compiled dynamics and walls, built on first use."""
+        if self._plan is None:
+            m = self.model
+            self._plan = _Plan(
+                m, _Dynamics(m), _Walls.of(m), self.steps, self.ends, self.save_after,
+                self.n, self.init_cdf, self.init_positions,
+            )  # fmt: skip
+        return self._plan
+
+    def run(self, first: int, stop: int) -> BlockSums:
+        """Simulate blocks ``first … stop − 1``; their histogram counts and sums."""
+        if not (0 <= first <= stop <= self.n_blocks):
+            raise ValueError(f"blocks {first}..{stop} outside 0..{self.n_blocks} of this run")
+        plan, (entropy, key, pool, offset) = self.plan(), self._seed
+        counts = np.zeros((self.save_after.size, self.model.grid.size), dtype=np.int64)
+        blocks = {}
+        for b in range(first, stop):
+            child = np.random.SeedSequence(entropy, spawn_key=(*key, offset + b), pool_size=pool)
+            r = _run_block(plan, b, child)  # the child SeedSequence.spawn would make
+            for s, cells in enumerate(r.cells):
+                counts[s] += np.bincount(cells, minlength=counts.shape[1])
+            r.cells = []
+            blocks[b] = r
+        return BlockSums(counts, blocks)
+
+    def dataset(self, sums: BlockSums):
+        """The result of :func:`simulate_particles` from the sums of every block."""
+        missing = sorted(set(range(self.n_blocks)) - set(sums.blocks))
+        if missing:
+            raise ValueError(f"the sums lack {len(missing)} block(s), first {missing[0]}")
+        results = [sums.blocks[b] for b in range(self.n_blocks)]
+        return _particle_dataset(self.model, self.times, sums.counts, results, self.attrs)
