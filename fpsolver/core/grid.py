@@ -87,6 +87,54 @@ def _axis_edges(name: str, spec: Any) -> np.ndarray:
     return edges
 
 
+def _positive(name: str, value: Any) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"`{name}` must be a positive number, got {value!r}") from None
+    if not (np.isfinite(v) and v > 0):
+        raise ValueError(f"`{name}` must be a positive finite number, got {value!r}")
+    return v
+
+
+def _angle_axis(
+    name: str, spec: Any, period: float, periodic_only: bool = False
+) -> tuple[np.ndarray, bool]:
+    """Edges of an angle axis: a cell count spans the full period (periodic)."""
+    if np.ndim(spec) == 0 and not isinstance(spec, tuple):
+        edges = _axis_edges(name, (0.0, period, spec))
+    else:
+        edges = _axis_edges(name, spec)
+    span = float(edges[-1] - edges[0])
+    full = abs(span - period) <= 1e-12 * period
+    if span > period * (1 + 1e-12):
+        raise ValueError(f"angle axis `{name}` spans {span:g} > 2*pi")
+    if periodic_only and not full:
+        raise ValueError(f"angle axis `{name}` must span the full circle 2*pi, got {span:g}")
+    return edges, full
+
+
+def _per_axis(names: Sequence[str], spec: Any, what: str):
+    """One function of the axis arrays returning a tuple of per-axis values."""
+    if callable(spec):
+        whole = field_caller(spec, names)
+        return lambda pts: tuple(whole(pts))
+    if isinstance(spec, Mapping):
+        missing = [n for n in names if n not in spec]
+        if missing or len(spec) != len(names):
+            raise ValueError(
+                f"`{what}` must give one callable per axis {list(names)}, got keys {list(spec)}"
+            )
+        spec = [spec[n] for n in names]
+    if isinstance(spec, Sequence) and len(spec) == len(names) and all(map(callable, spec)):
+        callers = [field_caller(f, names) for f in spec]
+        return lambda pts: tuple(c(pts) for c in callers)
+    raise TypeError(
+        f"`{what}` must be a callable returning {len(names)} arrays, or one callable per "
+        f"axis (mapping or sequence), got {spec!r}"
+    )
+
+
 class Grid:
     """An immutable tensor-product grid of finite-volume cells.
 
@@ -132,6 +180,7 @@ class Grid:
         "ndim",
         "size",
         "volumes",
+        "geometry",
         "_frozen",
     )
 
@@ -164,7 +213,171 @@ class Grid:
         for a, w in enumerate(self.widths):
             vol = vol * self._along(a, w)
         object.__setattr__(self, "volumes", _readonly(vol))
+        object.__setattr__(self, "geometry", None)
         object.__setattr__(self, "_frozen", True)
+
+    # -- curved coordinates ---------------------------------------------
+    def _curved(self, geometry: Any) -> Grid:
+        """This grid with a curved :class:`~fpsolver.core.geometry.Geometry`."""
+        if geometry.volumes.shape != self.shape:
+            raise ValueError(
+                f"geometry volumes have shape {geometry.volumes.shape}, the grid {self.shape}"
+            )
+        object.__setattr__(self, "volumes", geometry.volumes)
+        object.__setattr__(self, "geometry", geometry)
+        return self
+
+    @property
+    def curved(self) -> bool:
+        """Whether the coordinates are curved (the grid carries a metric)."""
+        return self.geometry is not None
+
+    @property
+    def kind(self) -> str:
+        """``"cartesian"`` or the kind of curved geometry (``"polar"``, ``"sphere"``, ...)."""
+        return "cartesian" if self.geometry is None else self.geometry.kind
+
+    @classmethod
+    def polar(cls, r: Any = (0.0, 1.0, 64), phi: Any = 64) -> Grid:
+        """Polar coordinates (r, φ) with the measure r dr dφ.
+
+        Parameters
+        ----------
+        r : tuple or array
+            ``(lower, upper, cells)`` or edges, with ``lower >= 0``. With
+            ``lower = 0`` the first ring of cells are wedges that touch the
+            centre; the centre is a point of zero area through which no
+            flux passes (no singular cell).
+        phi : int, tuple or array
+            Number of cells on the full circle [0, 2π) (periodic), or
+            ``(lower, upper, cells)`` / edges of a sector (periodic when it
+            spans 2π, otherwise bounded by walls).
+
+        Examples
+        --------
+        >>> import numpy as np, fpsolver as fp
+        >>> g = fp.Grid.polar(r=(0, 3, 12), phi=16)
+        >>> g.names, g.kind, bool(abs(g.volumes.sum() - 9 * np.pi) < 1e-12)
+        (('r', 'phi'), 'polar', True)
+        """
+        from . import geometry as geo
+
+        r_edges = _axis_edges("r", r)
+        if r_edges[0] < 0:
+            raise ValueError(f"polar axis `r` must start at r >= 0, got lower edge {r_edges[0]}")
+        phi_edges, per = _angle_axis("phi", phi, 2.0 * np.pi)
+        grid = cls(periodic=("phi",) if per else (), r=r_edges, phi=phi_edges)
+        return grid._curved(geo.polar(grid.edges))
+
+    @classmethod
+    def sphere(cls, n_theta: Any = 64, n_phi: Any = 128, radius: float = 1.0) -> Grid:
+        """The sphere surface (θ, φ) with the measure a² sin θ dθ dφ.
+
+        Parameters
+        ----------
+        n_theta : int, tuple or array
+            Cells in polar angle θ on [0, π] (or ``(lower, upper, cells)`` /
+            edges inside [0, π] for a band). The poles are points of zero
+            area: no flux crosses them.
+        n_phi : int, tuple or array
+            Cells in azimuth on [0, 2π) (periodic), or a sector.
+        radius : float
+            Sphere radius a (default 1).
+
+        Examples
+        --------
+        >>> import numpy as np, fpsolver as fp
+        >>> g = fp.Grid.sphere(n_theta=8, n_phi=16)
+        >>> g.names, bool(abs(g.volumes.sum() - 4 * np.pi) < 1e-13)
+        (('theta', 'phi'), True)
+        """
+        from . import geometry as geo
+
+        th = _axis_edges("theta", (0.0, np.pi, n_theta) if np.ndim(n_theta) == 0 else n_theta)
+        if th[0] < 0 or th[-1] > np.pi * (1 + 1e-15):
+            raise ValueError(f"sphere axis `theta` must lie in [0, pi], got [{th[0]}, {th[-1]}]")
+        phi_edges, per = _angle_axis("phi", n_phi, 2.0 * np.pi)
+        a = _positive("radius", radius)
+        grid = cls(periodic=("phi",) if per else (), theta=th, phi=phi_edges)
+        return grid._curved(geo.sphere(grid.edges, a))
+
+    @classmethod
+    def torus(
+        cls, theta: Any = 64, phi: Any = 64, *, major: float = 2.0, minor: float = 1.0
+    ) -> Grid:
+        """The embedded torus of radii R = `major` > r = `minor`; both angles periodic.
+
+        θ turns around the tube (scale factor r), φ around the axis (scale
+        factor R + r cos θ); the measure is r (R + r cos θ) dθ dφ.
+
+        Examples
+        --------
+        >>> import numpy as np, fpsolver as fp
+        >>> g = fp.Grid.torus(theta=8, phi=12, major=2.0, minor=0.5)
+        >>> g.periodic, bool(abs(g.volumes.sum() - 4 * np.pi**2) < 1e-12)
+        ((True, True), True)
+        """
+        from . import geometry as geo
+
+        R, r = _positive("major", major), _positive("minor", minor)
+        if not R > r:
+            raise ValueError(f"torus needs major > minor radius, got major={R}, minor={r}")
+        th, _ = _angle_axis("theta", theta, 2.0 * np.pi, periodic_only=True)
+        ph, _ = _angle_axis("phi", phi, 2.0 * np.pi, periodic_only=True)
+        grid = cls(periodic=("theta", "phi"), theta=th, phi=ph)
+        return grid._curved(geo.torus(grid.edges, R, r))
+
+    @classmethod
+    def curvilinear(
+        cls,
+        scale_factors: Any = None,
+        *,
+        metric: Any = None,
+        periodic: str | Iterable[str] = (),
+        **axes: Any,
+    ) -> Grid:
+        """Orthogonal curved coordinates from Lamé scale factors or a diagonal metric.
+
+        Parameters
+        ----------
+        scale_factors : callable, mapping or sequence of callables
+            h_a(x) > 0: one callable returning all of them, or one per axis
+            (a mapping by axis name or a sequence in axis order). Callables
+            take the axis arrays by keyword or position, like energies.
+        metric : same forms, optional
+            The diagonal metric g_aa = h_a² instead (give one of the two).
+        periodic, **axes
+            As for :class:`Grid`.
+
+        Cell measures and face areas are integrated by Gauss–Legendre
+        quadrature. A scale factor that is not finite and > 0 inside a cell
+        raises ``ValueError`` naming the cells.
+
+        Examples
+        --------
+        >>> import numpy as np, fpsolver as fp
+        >>> g = fp.Grid.curvilinear({"r": lambda r, z: 1 + 0 * r, "z": lambda r, z: 1 + 0 * r},
+        ...                         r=(1, 2, 4), z=(0, 1, 2))
+        >>> g.kind, bool(np.allclose(g.volumes, fp.Grid(r=(1, 2, 4), z=(0, 1, 2)).volumes))
+        ('curvilinear', True)
+        """
+        from . import geometry as geo
+
+        if (scale_factors is None) == (metric is None):
+            raise ValueError("give exactly one of `scale_factors` and `metric`")
+        grid = cls(periodic=periodic, **axes)
+        what = "scale_factors" if metric is None else "metric"
+        funcs = _per_axis(grid.names, scale_factors if metric is None else metric, what)
+
+        def scale(pts: Sequence[np.ndarray]) -> tuple[np.ndarray, ...]:
+            vals = funcs(pts)
+            if metric is None:
+                return vals
+            with np.errstate(invalid="ignore"):
+                return tuple(np.where(np.asarray(v) > 0, np.sqrt(np.abs(v)), np.nan) for v in vals)
+
+        g = geo.curvilinear(grid.names, grid.edges, grid.periodic, scale, what)
+        return grid._curved(g)
 
     # -- immutability ---------------------------------------------------
     def __setattr__(self, key: str, value: Any) -> None:
@@ -180,13 +393,24 @@ class Grid:
             self.names == other.names
             and self.periodic == other.periodic
             and all(np.array_equal(a, b) for a, b in zip(self.edges, other.edges))
+            and self._geometry_key() == other._geometry_key()
         )
 
     def __hash__(self) -> int:
-        return hash((self.names, self.periodic, tuple(e.tobytes() for e in self.edges)))
+        return hash(
+            (
+                self.names,
+                self.periodic,
+                tuple(e.tobytes() for e in self.edges),
+                self._geometry_key(),
+            )
+        )
+
+    def _geometry_key(self) -> tuple:
+        return ("cartesian",) if self.geometry is None else self.geometry.key()
 
     def __repr__(self) -> str:
-        parts = []
+        parts = [] if self.geometry is None else [f"{self.geometry.kind}"]
         for n, e, per in zip(self.names, self.edges, self.periodic):
             tag = ", periodic" if per else ""
             parts.append(f"{n}=[{e[0]:g}, {e[-1]:g}] x {e.size - 1}{tag}")
@@ -239,14 +463,66 @@ class Grid:
     def face_areas(self, axis: int) -> np.ndarray:
         """Area of a face normal to `axis`, broadcastable on the grid.
 
-        The shape has 1 along `axis` (the area does not depend on the
-        position along it) and the cell widths of the other axes elsewhere.
+        On a flat grid the shape has 1 along `axis` (the area does not
+        depend on the position along it) and the cell widths of the other
+        axes elsewhere. On a curved grid it is the physical area of every
+        face normal to `axis` (``n + 1`` along it, walls included).
         """
+        if self.geometry is not None:
+            return self.geometry.areas[axis]
         area = np.ones([1] * self.ndim)
         for b, w in enumerate(self.widths):
             if b != axis:
                 area = area * self._along(b, w)
         return area
+
+    def face_coefficients(self, axis: int) -> np.ndarray:
+        """Flux coefficient of every face normal to `axis`, broadcastable on the grid.
+
+        The coefficient c multiplies the coordinate difference quotient of a
+        flux: the face area on a flat grid, ∫ √g g^aa over the face (as
+        A / h_a at the face centre, see :mod:`fpsolver.core.geometry`) on a
+        curved one. The shape has ``n + 1`` along `axis` (walls included)
+        on curved grids, 1 on flat ones.
+
+        Examples
+        --------
+        >>> g = Grid.polar(r=(0, 1, 2), phi=4)
+        >>> g.face_coefficients(0)[:, 0].round(4).tolist()   # r_face * dphi
+        [0.0, 0.7854, 1.5708]
+        """
+        if self.geometry is not None:
+            return self.geometry.coefficients[axis]
+        return self.face_areas(axis)
+
+    def link_coefficients(self, axis: int) -> np.ndarray:
+        """Face coefficients of the links along `axis` (see :meth:`center_distances`)."""
+        if self.geometry is not None:
+            return self.geometry.link_coefficients(axis, self.periodic[axis])
+        return self.face_areas(axis)
+
+    def wall_coefficients(self, axis: int, side: int) -> np.ndarray:
+        """Face coefficients of the wall of `axis` on `side` (0 lower, 1 upper)."""
+        c = self.face_coefficients(axis)
+        if self.geometry is None:
+            return c
+        return np.take(c, [0 if side == 0 else c.shape[axis] - 1], axis=axis)
+
+    def wall_areas(self, axis: int, side: int) -> np.ndarray:
+        """Physical areas of the wall faces of `axis` on `side` (0 lower, 1 upper)."""
+        a = self.face_areas(axis)
+        if self.geometry is None:
+            return a
+        return np.take(a, [0 if side == 0 else a.shape[axis] - 1], axis=axis)
+
+    def link_areas(self, axis: int) -> np.ndarray:
+        """Physical areas of the link faces along `axis`."""
+        a = self.face_areas(axis)
+        if self.geometry is None:
+            return a
+        n = a.shape[axis]
+        idx = np.arange(1, n) if self.periodic[axis] else np.arange(1, n - 1)
+        return np.take(a, idx, axis=axis)
 
     def face_positions(self, axis: int) -> np.ndarray:
         """Positions of the link faces along `axis` (see :meth:`center_distances`).
@@ -306,6 +582,8 @@ class Grid:
         out["grid_periodic"] = " ".join(n for n, p in zip(self.names, self.periodic) if p)
         for n, e in zip(self.names, self.edges):
             out[f"grid_edges_{n}"] = np.array(e)
+        if self.geometry is not None:
+            out.update(self.geometry.to_attrs())
         return out
 
     @classmethod
@@ -317,7 +595,9 @@ class Grid:
             axes = {n: np.atleast_1d(np.asarray(attrs[f"grid_edges_{n}"], float)) for n in names}
         except KeyError as err:
             raise ValueError(f"attributes do not describe a grid: missing {err}") from None
-        return cls(periodic=periodic, **axes)
+        grid = cls(periodic=periodic, **axes)
+        kind = str(attrs.get("grid_geometry", "cartesian"))
+        return grid if kind == "cartesian" else _curved_from_attrs(grid, kind, attrs)
 
     def evaluate(self, func: Any, points: Sequence[np.ndarray]) -> np.ndarray:
         """Call a user field ``func`` at `points` (one array per axis).
@@ -326,6 +606,33 @@ class Grid:
         positionally; keywords are used when every axis name is a parameter.
         """
         return np.asarray(call_field(func, self.names, points), dtype=float)
+
+
+def _curved_from_attrs(grid: Grid, kind: str, attrs: Mapping[str, Any]) -> Grid:
+    """Attach the geometry described by :meth:`Grid.to_attrs` attributes."""
+    from . import geometry as geo
+
+    try:
+        if kind == "polar":
+            g = geo.polar(grid.edges)
+        elif kind == "sphere":
+            g = geo.sphere(grid.edges, float(attrs["grid_geometry_radius"]))
+        elif kind == "torus":
+            g = geo.torus(
+                grid.edges,
+                float(attrs["grid_geometry_major"]),
+                float(attrs["grid_geometry_minor"]),
+            )
+        elif kind == "curvilinear":
+            g = geo.tabulated(attrs, grid.shape)
+        else:
+            raise ValueError(
+                f"unknown grid geometry {kind!r}; known: cartesian, polar, sphere, torus, "
+                "curvilinear"
+            )
+    except KeyError as err:
+        raise ValueError(f"attributes do not describe a {kind} grid: missing {err}") from None
+    return grid._curved(g)
 
 
 def field_caller(func: Any, names: Sequence[str]):

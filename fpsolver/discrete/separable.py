@@ -606,6 +606,8 @@ def factorize(model: Model) -> SeparableGenerator | None:
     if not isinstance(model, Model):
         raise TypeError(f"`model` must be an fpsolver.FokkerPlanck, got {type(model).__name__}")
     grid = model.grid
+    if grid.curved:  # the metric couples the axes (the one-axis restriction drops it)
+        return None
     if max(grid.shape) > MAX_AXIS or not _separable_fields(model):
         return None
     factors = []

@@ -154,7 +154,9 @@ def axis_links(model: Model, axis: int) -> AxisLinks:
     if k_face is None:
         k_src, k_dst = _ends(model.mobility_cells()[axis], axis, per)
         k_face = 2.0 * k_src * k_dst / (k_src + k_dst)
-    weight = T * k_face * grid.face_areas(axis) / h
+    # Face coefficient ∫ √g g^aa (the face area on a flat grid); on a curved
+    # grid it varies along the axis too, so it has the links' own shape there.
+    weight = T * k_face * grid.link_coefficients(axis) / h
     shape = src.shape
     return AxisLinks(
         axis,
@@ -195,7 +197,7 @@ def wall_links(model: Model, axis: int, side: int) -> tuple[np.ndarray, np.ndarr
     k_face = model.mobility_at(axis, pts)
     if k_face is None:
         k_face = np.take(model.mobility_cells()[axis], [k], axis=axis)
-    weight = T * k_face * grid.face_areas(axis) / half
+    weight = T * k_face * grid.wall_coefficients(axis, side) / half
     shape = cells.shape
     return cells, np.broadcast_to(weight, shape), np.broadcast_to(delta, shape)
 
@@ -323,10 +325,9 @@ def face_fluxes(grid: Grid, links, walls, p: np.ndarray) -> list[np.ndarray]:
     out = []
     for ln in links:
         a = ln.axis
-        area = grid.face_areas(a)
         ps, pd = _ends(p, a, grid.periodic[a])
-        flux = ln.weight / area * (bernoulli(ln.delta) * ps - bernoulli(-ln.delta) * pd)
-        flux = np.array(np.broadcast_to(flux, ps.shape))
+        flux = ln.weight * (bernoulli(ln.delta) * ps - bernoulli(-ln.delta) * pd)
+        flux = _per_area(np.broadcast_to(flux, ps.shape), grid.link_areas(a))
         if not grid.periodic[a]:
             shape = list(grid.shape)
             shape[a] = 1
@@ -335,9 +336,18 @@ def face_fluxes(grid: Grid, links, walls, p: np.ndarray) -> list[np.ndarray]:
                 if axis == a:
                     pc = p.ravel()[cells.ravel()].reshape(cells.shape)
                     sign = -1.0 if side == 0 else 1.0
-                    ends[side] = sign * w / area * bernoulli(d) * pc
+                    wall = _per_area(w * bernoulli(d) * pc, grid.wall_areas(a, side))
+                    ends[side] = sign * np.broadcast_to(wall, shape)
             flux = np.concatenate([ends[0], flux, ends[1]], axis=a)
         out.append(flux)
+    return out
+
+
+def _per_area(flux: np.ndarray, area: np.ndarray) -> np.ndarray:
+    """Flux per unit area; 0 on faces of zero area (they carry no flux)."""
+    area = np.broadcast_to(area, flux.shape)
+    out = np.zeros(flux.shape)
+    np.divide(flux, area, out=out, where=area > 0)
     return out
 
 
