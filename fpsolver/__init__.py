@@ -31,10 +31,10 @@ from .analysis.lyapunov import lyapunov
 from .analysis.passage import committor, mean_first_passage_time
 from .analysis.spectrum import spectrum
 from .analysis.stationary import stationary
-from .api.ensembles import simulate_particles_distributed
+from .api.ensembles import simulate_particles, simulate_particles_distributed
 from .api.fokker_planck import FokkerPlanck
 from .api.latent import Conditional, condition
-from .api.learning import recall_and_learn
+from .api.learning import LearningDiverged, recall_and_learn
 from .api.runs import solve
 from .api.sweeps import sweep
 from .core.grid import Grid
@@ -46,7 +46,6 @@ from .integrate.steppers import METHODS
 from .integrate.trackers import Tracker
 from .io import open_result, save_result
 from .sampling.compare import compare
-from .sampling.particles import simulate_particles
 
 __all__ = [
     "__version__",
@@ -74,6 +73,7 @@ __all__ = [
     "condition",
     "Conditional",
     "recall_and_learn",
+    "LearningDiverged",
     "ParametricEnergy",
     "hopfield",
     "sweep",
