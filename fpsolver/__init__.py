@@ -34,7 +34,7 @@ from .analysis.stationary import stationary
 from .api.ensembles import simulate_particles, simulate_particles_distributed
 from .api.fokker_planck import FokkerPlanck
 from .api.latent import Conditional, condition
-from .api.learning import LearningDiverged, recall_and_learn
+from .api.learning import recall_and_learn
 from .api.runs import solve
 from .api.sweeps import sweep
 from .core.grid import Grid
@@ -73,7 +73,6 @@ __all__ = [
     "condition",
     "Conditional",
     "recall_and_learn",
-    "LearningDiverged",
     "ParametricEnergy",
     "hopfield",
     "sweep",
