@@ -374,7 +374,7 @@ class Grid:
             if metric is None:
                 return vals
             with np.errstate(invalid="ignore"):
-                return tuple(np.where(np.asarray(v) > 0, np.sqrt(np.abs(v)), np.nan) for v in vals)
+                return tuple(np.where(np.asarray(v) >= 0, np.sqrt(np.abs(v)), np.nan) for v in vals)
 
         g = geo.curvilinear(grid.names, grid.edges, grid.periodic, scale, what)
         return grid._curved(g)
