@@ -208,6 +208,17 @@ def test_an_unreachable_scheduler_is_exit_2_within_the_timeout(tmp_path, capsys)
     assert "within 2 s" in err and "\n" not in err
 
 
+def test_an_unknown_parameter_is_refused_before_the_scheduler_is_contacted(tmp_path, capsys):
+    config = _write(tmp_path, _kramers("temprature = [1.0]"))
+    code = main(
+        ["sweep", str(config), "-o", str(tmp_path / "out"), "--scheduler", "tcp://127.0.0.1:1",
+         "--timeout", "5"]
+    )  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err.strip()  # the config's error, not the scheduler's
+    assert "sweep.temprature: unknown parameter" in err and "Dask scheduler" not in err
+
+
 def test_ctrl_c_is_exit_130_and_says_what_is_saved(tmp_path, capsys, monkeypatch):
     from fpsolver.api import sweeps
 

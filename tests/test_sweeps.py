@@ -178,6 +178,19 @@ def test_parameters_make_model_does_not_take_are_refused_before_running():
     assert ds["value"].values.tolist() == [[4], [5]]
 
 
+def test_an_unknown_parameter_is_refused_before_any_task_is_submitted(client):
+    def transitions():
+        return client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.transition_counter)
+
+    before = transitions()
+    with pytest.raises(TypeError, match=r"does not accept the swept parameter\(s\) \['tilt'\]"):
+        sweep(flaky, {"temperature": [1.0], "tilt": [0.0, 1.0]}, run=current, client=client)
+    assert transitions() == before  # the scheduler saw nothing
+    # and before connecting: the error is the parameter's, not the scheduler's
+    with pytest.raises(TypeError, match="does not accept the swept parameter"):
+        sweep(flaky, {"tilt": [0.0]}, run=current, scheduler="tcp://127.0.0.1:1", timeout=2)
+
+
 @pytest.mark.parametrize(
     "parameters, error, match",
     [
