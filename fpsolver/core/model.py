@@ -21,6 +21,7 @@ import numpy as np
 from .boundary import Boundary, parse_boundary
 from .diagnostics import free_energy
 from .grid import Grid, _is_dataarray, call_field, cell_array
+from .mobility import MobilityField, parse_mobility, tensor_from_output
 
 __all__ = ["Model", "cell_array"]
 
@@ -49,11 +50,15 @@ class Model:
     temperature : float
         T > 0.
     mobility : float, sequence, array or callable, optional
-        Diagonal mobility K. A scalar (isotropic), one value per axis, an
-        array of cell values (shape ``grid.shape`` or ``(ndim, *grid.shape)``),
-        or a callable returning a scalar field or one field per axis.
-        Callables are evaluated at face midpoints; arrays are averaged to the
-        faces harmonically.
+        The mobility K: a scalar (isotropic), one value per axis (diagonal),
+        a ``d × d`` matrix (a full tensor; its symmetric part must be
+        positive definite, its antisymmetric part adds circulation), an
+        array of cell values of shape ``grid.shape``, ``(d, *grid.shape)``
+        or ``(d, d, *grid.shape)``, or a callable returning one field, one
+        field per axis, or a nested ``d × d`` list of fields. Diagonal
+        callables are evaluated at face midpoints and diagonal arrays
+        averaged to the faces harmonically; tensors are evaluated at cell
+        centres (see :mod:`fpsolver.discrete.selling`).
     force : sequence or callable, optional
         A non-conservative force F (one component per axis), constant or a
         callable returning one field per axis. The drift is ``K (F − ∇E)``.
@@ -64,6 +69,10 @@ class Model:
     energy_gradient : callable, optional
         Exact ∇E as a callable returning one array per axis; used by the
         particle backend instead of finite differences.
+    mobility_kind : {"scalar", "diagonal", "tensor"}, optional
+        How to read `mobility` when its shape fits more than one reading
+        (a 2 × 2 matrix on a 2 × 2 grid); such a shape without this
+        argument is an error, never a guess.
 
     Examples
     --------
@@ -85,6 +94,7 @@ class Model:
         force: Sequence[float] | Callable[..., Any] | None = None,
         boundary: str | dict[str, Any] | Boundary = "reflecting",
         energy_gradient: Callable[..., Any] | None = None,
+        mobility_kind: str | None = None,
     ) -> None:
         if not isinstance(grid, Grid):
             raise TypeError(f"`grid` must be an fpsolver.Grid, got {type(grid).__name__}")
@@ -92,7 +102,9 @@ class Model:
         self.temperature = _positive_scalar(temperature, "temperature")
         self.boundary = parse_boundary(grid, boundary)
         self.energy_function, self.energy = self._init_energy(energy)
-        self.mobility_function, self._mobility_cells = self._init_mobility(mobility)
+        self._mobility = self._init_mobility(mobility, mobility_kind)
+        self.mobility_function = self._mobility.function
+        self._mobility_cells = self._mobility.diagonal
         self.force_function, self.force_constant = self._init_force(force)
         if energy_gradient is not None and not callable(energy_gradient):
             raise TypeError("`energy_gradient` must be a callable returning one array per axis")
@@ -185,36 +197,10 @@ class Model:
                 ) from None
         return result
 
-    def _init_mobility(self, mobility: Any) -> tuple[Callable | None, np.ndarray]:
-        grid = self.grid
-        nd = grid.ndim
-        if callable(mobility) and not _is_dataarray(mobility):
-            comps = self.evaluate_components(mobility, grid.mesh(), "mobility", True)
-            cells = np.stack(comps)
-            func: Callable | None = mobility
-        elif np.ndim(mobility) == 0:
-            k = _positive_scalar(mobility, "mobility")
-            cells = np.full((nd, *grid.shape), k)
-            func = None
-        else:
-            arr = mobility.transpose(*grid.names).values if _is_dataarray(mobility) else mobility
-            arr = np.asarray(arr, dtype=float)
-            if arr.shape == (nd,):
-                cells = np.broadcast_to(arr.reshape((nd,) + (1,) * nd), (nd, *grid.shape)).copy()
-            elif arr.shape == grid.shape:
-                cells = np.broadcast_to(arr, (nd, *grid.shape)).copy()
-            elif arr.shape == (nd, *grid.shape):
-                cells = arr.copy()
-            else:
-                raise ValueError(
-                    f"`mobility` must be a scalar, {nd} per-axis values, or an array of shape "
-                    f"{grid.shape} or {(nd, *grid.shape)}; got shape {arr.shape}"
-                )
-            func = None
-        if not np.all(np.isfinite(cells)) or not np.all(cells > 0):
-            bad = cells[~(np.isfinite(cells) & (cells > 0))].flat[0]
-            raise ValueError(f"`mobility` must be positive and finite everywhere, got {bad}")
-        return func, _frozen(cells)
+    def _init_mobility(self, mobility: Any, kind: str | None) -> MobilityField:
+        return parse_mobility(
+            self.grid, mobility, kind, lambda f, pts: call_field(f, self.grid.names, pts)
+        )
 
     def _init_force(self, force: Any) -> tuple[Callable | None, np.ndarray | None]:
         nd = self.grid.ndim
@@ -244,22 +230,78 @@ class Model:
             or getattr(self, "force_constant", None) is not None
         )
 
+    @property
+    def mobility_kind(self) -> str:
+        """``"scalar"``, ``"diagonal"`` or ``"tensor"`` (a tensor has off-diagonal entries)."""
+        return self._mobility.kind
+
+    @property
+    def is_tensor(self) -> bool:
+        """Whether K has off-diagonal entries somewhere (a full tensor mobility)."""
+        return self._mobility.tensor is not None
+
+    @property
+    def has_antisymmetric(self) -> bool:
+        """Whether K has a non-zero antisymmetric part A = (K − Kᵀ)/2."""
+        K = self._mobility.tensor
+        return K is not None and bool(np.any(K != np.swapaxes(K, 0, 1)))
+
     def mobility_cells(self) -> np.ndarray:
-        """Diagonal mobility at cell centres, shape ``(ndim, *grid.shape)``."""
+        """Diagonal of the (symmetric part of the) mobility at cell centres, ``(ndim, *shape)``."""
         return self._mobility_cells
 
+    def mobility_tensor(self) -> np.ndarray:
+        """The full mobility K at cell centres, shape ``(ndim, ndim, *grid.shape)``."""
+        if self._mobility.tensor is not None:
+            return self._mobility.tensor
+        nd = self.grid.ndim
+        full = np.zeros((nd, nd, *self.grid.shape))
+        for a in range(nd):
+            full[a, a] = self._mobility_cells[a]
+        return _frozen(full)
+
+    def mobility_tensor_at(self, points: Sequence[np.ndarray]) -> np.ndarray:
+        """The full mobility K at `points`, shape ``(ndim, ndim, *points_shape)``.
+
+        A callable is evaluated there; a cell array gives the value of the
+        cell containing each point.
+        """
+        shape = np.broadcast_shapes(*(np.shape(p) for p in points))
+        nd = self.grid.ndim
+        if self.mobility_function is not None:
+            try:
+                out = call_field(self.mobility_function, self.grid.names, points)
+            except Exception as err:
+                raise ValueError(f"`mobility` callable failed: {err}") from err
+            kind = "tensor" if self.is_tensor else None
+            return tensor_from_output(out, nd, shape, kind)[1]
+        K = self.mobility_tensor().reshape(nd, nd, -1)
+        if np.all(K == K[:, :, :1]):
+            return np.broadcast_to(
+                K[:, :, :1].reshape((nd, nd) + (1,) * len(shape)), (nd, nd, *shape)
+            )
+        idx = self.grid.cell_index([np.broadcast_to(p, shape) for p in points])
+        return K[:, :, idx]
+
     def mobility_at(self, axis: int, points: Sequence[np.ndarray]) -> np.ndarray | None:
-        """Mobility component `axis` at `points` when K is a callable, else None."""
+        """Mobility component `axis` (diagonal of S) at `points` when K is a callable, else None."""
         if self.mobility_function is None:
             return None
-        comps = self.evaluate_components(self.mobility_function, points, "mobility", True)
-        k = comps[axis]
+        if self.is_tensor:
+            K = self.mobility_tensor_at(points)
+            k = K[axis, axis]
+        else:
+            comps = self.evaluate_components(self.mobility_function, points, "mobility", True)
+            k = comps[axis]
         if not np.all(np.isfinite(k)) or not np.all(k > 0):
             raise ValueError("`mobility` must be positive and finite at every face")
         return k
 
     def diffusion_at(self, points: Sequence[np.ndarray]) -> list[np.ndarray]:
         """All mobility components at `points` (callable or constant K)."""
+        if self.is_tensor:
+            K = self.mobility_tensor_at(points)
+            return [K[a, a] for a in range(self.grid.ndim)]
         if self.mobility_function is not None:
             return self.evaluate_components(self.mobility_function, points, "mobility", True)
         cells = self._mobility_cells.reshape(self.grid.ndim, -1)

@@ -37,7 +37,7 @@ import scipy.sparse as sp
 from ..core import diagnostics as dg
 from ..core.grid import cell_array
 from ..core.model import Model
-from . import sg
+from . import antisymmetric, selling, sg
 from .nullspace import null_vector
 from .separable import SeparableGenerator, factorize
 
@@ -75,7 +75,9 @@ class Operator:
     # -- links and matrices ------------------------------------------------
     @cached_property
     def links(self) -> tuple[sg.AxisLinks, ...]:
-        """The links along every axis."""
+        """The links along every axis, or along Selling offsets for a tensor mobility."""
+        if self.model.is_tensor:
+            return selling.tensor_links(self.model)
         return sg.all_links(self.model)
 
     @cached_property
@@ -86,12 +88,43 @@ class Operator:
     @cached_property
     def generator(self) -> sp.csr_array:
         """The sparse generator L with dp/dt = L p (cells in C order)."""
-        return sg.generator_matrix(self.grid.volumes, self.links, self.walls)
+        L = sg.generator_matrix(self.grid.volumes, self.links, self.walls)
+        if self.antisymmetric_faces is not None:
+            L = sp.csr_array(
+                L
+                + antisymmetric.antisymmetric_generator(self.grid.volumes, self.antisymmetric_faces)
+            )
+        return L
+
+    @cached_property
+    def antisymmetric_faces(self) -> list[dict] | None:
+        """Face coefficients of the mobility's antisymmetric part, or None without one.
+
+        See :mod:`fpsolver.discrete.antisymmetric`.
+        """
+        if not self.model.has_antisymmetric:
+            return None
+        if not self.gibbs_stationary:
+            raise ValueError(
+                "a mobility with an antisymmetric part needs an energy whose Gibbs density "
+                "is defined on the grid: no force, no tilt across a periodic wrap"
+            )
+        return antisymmetric.face_coefficients(self.model, self.log_equilibrium, self.links)
+
+    @cached_property
+    def gibbs_stationary(self) -> bool:
+        """True when the Gibbs density exp(−E/T)/Z is stationary: no force, no tilt.
+
+        Also true with an antisymmetric mobility, which is not reversible.
+        """
+        if self.model.is_tensor:
+            return selling.links_reversible(self.model, self.links)
+        return sg.links_reversible(self.model, self.links)
 
     @cached_property
     def reversible(self) -> bool:
-        """True when the dynamics is a gradient flow (no force, no tilt across a wrap)."""
-        return sg.links_reversible(self.model, self.links)
+        """True when the dynamics is a gradient flow (no force, no tilt, symmetric K)."""
+        return self.gibbs_stationary and not self.model.has_antisymmetric
 
     @cached_property
     def absorbing(self) -> bool:
@@ -150,6 +183,8 @@ class Operator:
         >>> fp.discretize(fp.FokkerPlanck(g, lambda x, y: x * y)).separable is None
         True
         """
+        if self.model.is_tensor:
+            return None
         return factorize(self.model)
 
     @cached_property
@@ -182,9 +217,9 @@ class Operator:
 
     @cached_property
     def stationary_density(self) -> np.ndarray:
-        """p_ss (grid shape): the exact Gibbs density when reversible, else the null vector."""
+        """p_ss (grid shape): the Gibbs density when it is stationary, else the null vector."""
         self._require_closed("stationary()")
-        if self.reversible:
+        if self.gibbs_stationary:
             return _frozen(np.exp(self.log_equilibrium))
         return self.stationary_direct
 
@@ -205,7 +240,15 @@ class Operator:
         if np.ndim(p) == 1 and np.size(p) == self.grid.size:
             p = np.reshape(p, self.grid.shape)
         arr = cell_array(self.grid, p, "p")
-        return sg.face_fluxes(self.grid, self.links, self.walls, arr)
+        if self.model.is_tensor:
+            out = selling.offset_fluxes(self.grid, self.links, arr.ravel(), _sg_flux)
+            _add_wall_fluxes(self.grid, self.walls, arr.ravel(), out)
+        else:
+            out = sg.face_fluxes(self.grid, self.links, self.walls, arr)
+        if self.antisymmetric_faces is not None:
+            extra = antisymmetric.antisymmetric_fluxes(self.grid, self.antisymmetric_faces, arr)
+            out = [f + e for f, e in zip(out, extra)]
+        return out
 
     def current(self, p: Any):
         """Probability current of `p` as an xarray Dataset (``J_<axis>`` on faces)."""
@@ -246,6 +289,22 @@ def as_operator(obj: Model | Operator) -> Operator:
         if isinstance(op, Operator):
             return op
     return Operator(obj)
+
+
+def _sg_flux(ln: Any, p: np.ndarray) -> np.ndarray:
+    """The Scharfetter–Gummel flux src → dst of every link."""
+    return ln.weight * (sg.bernoulli(ln.delta) * p[ln.src] - sg.bernoulli(-ln.delta) * p[ln.dst])
+
+
+def _add_wall_fluxes(grid, walls, p: np.ndarray, out: list[np.ndarray]) -> None:
+    """Add the outflow through absorbing walls (per unit area) to face-flux arrays."""
+    for axis, side, cells, w, d in walls:
+        flux = (w * sg.bernoulli(d)).ravel() * p[cells.ravel()]
+        multi = list(np.unravel_index(cells.ravel(), grid.shape))
+        multi[axis] = multi[axis] + (0 if side == 0 else 1)
+        area = np.broadcast_to(grid.face_areas(axis), cells.shape).ravel()
+        sign = -1.0 if side == 0 else 1.0
+        np.add.at(out[axis], tuple(multi), sign * flux / area)
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:

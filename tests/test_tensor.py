@@ -1,0 +1,302 @@
+"""Full mobility tensors: Selling links (symmetric part) and the antisymmetric part.
+
+Identities are checked to rounding on every model of :data:`MODELS`;
+accuracy by observed convergence order against exact answers (the
+Ornstein–Uhlenbeck Gaussian for a non-symmetric K, the circulating current
+of a rotating Gibbs state).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.linalg as sl
+from helpers import slope
+from scipy.integrate import solve_ivp
+from scipy.sparse.linalg import expm_multiply
+
+import fpsolver as fp
+from fpsolver.discrete.selling import selling
+
+
+def _rotation(theta: float) -> np.ndarray:
+    c, s = np.cos(theta), np.sin(theta)
+    return np.array([[c, -s], [s, c]])
+
+
+def _aniso(kappa: float, theta: float) -> np.ndarray:
+    R = _rotation(theta)
+    return R @ np.diag([1.0, 1.0 / kappa]) @ R.T
+
+
+def _field(x, y):
+    """A smooth SPD field with an antisymmetric part that varies in space."""
+    a = 0.3 * np.cos(y)
+    return [[1 + 0.3 * np.sin(x), 0.2 * np.cos(x + y) + a], [0.2 * np.cos(x + y) - a, 1.2]]
+
+
+G2 = fp.Grid(x=(-3, 3, 30), y=(-3, 3, 26))
+G2P = fp.Grid(x=(-np.pi, np.pi, 24), y=(-3, 3, 20), periodic="x")
+G3 = fp.Grid(x=(-2, 2, 10), y=(-2, 2, 9), z=(-2, 2, 8))
+E2 = lambda x, y: 0.5 * x**2 + 0.3 * y**2 + 0.2 * x * y  # noqa: E731
+K3 = np.array([[1.0, 0.3, -0.2], [0.3, 0.8, 0.25], [-0.2, 0.25, 0.6]])
+A3 = np.array([[0.0, 0.4, 0.1], [-0.4, 0.0, -0.3], [-0.1, 0.3, 0.0]])
+
+MODELS = {
+    "spd-constant": lambda: fp.FokkerPlanck(G2, E2, 0.7, mobility=[[1.0, 0.6], [0.6, 0.5]]),
+    "kappa-1000": lambda: fp.FokkerPlanck(G2, E2, 0.7, mobility=_aniso(1000, 0.3)),
+    "nonsymmetric": lambda: fp.FokkerPlanck(G2, E2, 0.7, mobility=[[1.0, 0.6], [-0.2, 0.5]]),
+    "rotation-dominated": lambda: fp.FokkerPlanck(G2, E2, 0.7, mobility=[[1.0, 3.0], [-3.0, 1]]),
+    "field": lambda: fp.FokkerPlanck(G2, E2, 0.7, mobility=_field),
+    "periodic": lambda: fp.FokkerPlanck(
+        G2P, lambda x, y: np.cos(x) + 0.5 * y**2, 0.5, mobility=[[1.0, 0.7], [-0.1, 0.8]]
+    ),
+    "absorbing": lambda: fp.FokkerPlanck(
+        G2, E2, 0.7, mobility=_aniso(20, 0.7), boundary={"x": "absorbing"}
+    ),
+    "3d": lambda: fp.FokkerPlanck(
+        G3, lambda x, y, z: 0.5 * (x**2 + y**2 + z**2) + 0.2 * x * z, 0.6, mobility=K3 + A3
+    ),
+}
+
+
+# -- Selling's decomposition ----------------------------------------------------
+@pytest.mark.parametrize("d", [2, 3])
+def test_selling_reconstructs_spd_matrices(d):
+    rng = np.random.default_rng(1)
+    A = rng.normal(size=(500, d, d))
+    D = A @ A.transpose(0, 2, 1) + 1e-3 * np.eye(d)
+    e, w = selling(D)
+    assert e.dtype.kind == "i" and e.shape == (500, d * (d + 1) // 2, d)
+    assert (w >= 0).all()
+    R = np.einsum("nk,nki,nkj->nij", w, e, e)
+    assert np.abs(R - D).max() <= 1e-12 * np.abs(D).max()
+
+
+def test_selling_on_a_diagonal_matrix_is_the_axis_stencil():
+    e, w = selling(np.array([[[2.0, 0.0], [0.0, 3.0]]]))
+    weights = {tuple(abs(x) for x in off): v for off, v in zip(e[0].tolist(), w[0])}
+    assert weights[(1, 0)] == 2.0 and weights[(0, 1)] == 3.0 and weights[(1, 1)] == 0.0
+
+
+# -- the identities, on every model ----------------------------------------------
+@pytest.fixture(params=sorted(MODELS))
+def model(request):
+    return MODELS[request.param]()
+
+
+def test_mass_conserved(model):
+    L = model.generator()
+    colsum = model.grid.volumes.ravel() @ L
+    if model.operator.absorbing:
+        assert (colsum <= 1e-13 * abs(L.diagonal()).max()).all()
+    else:
+        assert np.abs(colsum).max() <= 1e-13 * abs(L.diagonal()).max()
+
+
+def test_off_diagonals_nonnegative(model):
+    L = model.generator().tocoo()
+    off = L.row != L.col
+    assert L.data[off].min() >= 0.0
+
+
+def test_gibbs_exactly_stationary(model):
+    if model.operator.absorbing:
+        pytest.skip("no stationary density with an absorbing wall")
+    L = model.generator()
+    q = np.exp(model.log_equilibrium()).ravel()
+    assert np.abs(L @ q).max() <= 1e-13 * np.abs(L.diagonal() * q).max()
+
+
+def test_free_energy_decays_under_backward_euler(model):
+    import scipy.sparse as sp
+    import scipy.sparse.linalg as spl
+
+    L = model.generator()
+    n = L.shape[0]
+    p = np.exp(-((model.grid.mesh()[0] - 1.0) ** 2)).ravel()
+    p /= model.grid.volumes.ravel() @ p
+    F = [model.free_energy(p.reshape(model.grid.shape))]
+    for dt in (1e-3, 0.05, 1.0, 100.0):
+        p = spl.spsolve(sp.csc_array(sp.eye(n) - dt * L), p)
+        assert p.min() >= 0
+        F.append(model.free_energy(p.reshape(model.grid.shape)))
+    assert all(b <= a + 1e-12 * abs(a) for a, b in zip(F, F[1:]))
+
+
+def test_tensor_scheme_equals_axis_scheme_for_a_diagonal_tensor():
+    K = np.zeros((2, 2, *G2.shape))
+    K[0, 0], K[1, 1] = 1.5, 0.7
+    K[0, 1] = 1e-300  # a tensor in form, diagonal in value: the Selling path
+    tensor = fp.FokkerPlanck(G2, E2, 0.7, mobility=K, mobility_kind="tensor")
+    diag = fp.FokkerPlanck(G2, E2, 0.7, mobility=[1.5, 0.7])
+    assert tensor.is_tensor and not diag.is_tensor
+    diff = abs(tensor.generator() - diag.generator()).max()
+    assert diff <= 1e-13 * abs(diag.generator()).max()
+
+
+def test_reversible_flags():
+    assert MODELS["spd-constant"]().operator.reversible
+    nonsym = MODELS["nonsymmetric"]().operator
+    assert not nonsym.reversible and nonsym.gibbs_stationary
+
+
+# -- accuracy --------------------------------------------------------------------
+def _ou_moments(B, S, T, m0, C0, t):
+    m = sl.expm(-B * t) @ m0
+
+    def rhs(_, y):
+        C = y.reshape(2, 2)
+        return (-B @ C - C @ B.T + 2 * T * S).ravel()
+
+    C = solve_ivp(rhs, (0, t), C0.ravel(), rtol=1e-12, atol=1e-14).y[:, -1].reshape(2, 2)
+    return m, C
+
+
+def test_ornstein_uhlenbeck_with_nonsymmetric_mobility_is_second_order():
+    """dx = −K H x dt + sqrt(2T S) dW stays Gaussian; moments from linear ODEs."""
+    H = np.array([[1.0, 0.3], [0.3, 0.8]])
+    K = np.array([[1.0, 0.6], [-0.2, 0.5]])
+    T, t = 0.5, 0.5
+    m0, C0 = np.array([0.8, -0.5]), np.array([[0.1, 0.02], [0.02, 0.08]])
+    m, C = _ou_moments(K @ H, 0.5 * (K + K.T), T, m0, C0, t)
+    errors, hs = [], []
+    for n in (24, 48, 96):
+        g = fp.Grid(x=(-4, 4, n), y=(-4, 4, n))
+        energy = lambda x, y: 0.5 * (H[0, 0] * x * x + 2 * H[0, 1] * x * y + H[1, 1] * y * y)  # noqa: E731
+        model = fp.FokkerPlanck(g, energy, T, mobility=K)
+        p = expm_multiply(model.generator() * t, fp.gaussian(g, m0, C0).values.ravel())
+        V, (X, Y) = g.volumes.ravel(), (a.ravel() for a in g.mesh())
+        mx, my = V @ (p * X), V @ (p * Y)
+        cov = [
+            [V @ (p * (X - mx) ** 2), V @ (p * (X - mx) * (Y - my))],
+            [0, V @ (p * (Y - my) ** 2)],
+        ]
+        cov[1][0] = cov[0][1]
+        errors.append(max(np.abs([mx, my] - m).max(), np.abs(np.array(cov) - C).max()))
+        hs.append(n)
+    assert slope(hs, errors) > 1.9
+
+
+def test_rotating_gibbs_state_carries_the_exact_circulating_current():
+    """K = I + a J: p = q is stationary and its current is T ∇·(A q) = T a (∂_y q, −∂_x q)."""
+    a, T = 0.8, 0.5
+    errs, hs = [], []
+    for n in (32, 64, 128):
+        g = fp.Grid(x=(-4, 4, n), y=(-4, 4, n))
+        model = fp.FokkerPlanck(
+            g, lambda x, y: 0.5 * (x**2 + y**2), T, mobility=[[1.0, a], [-a, 1.0]]
+        )
+        q = np.exp(model.log_equilibrium())
+        L = model.generator()
+        assert np.abs(L @ q.ravel()).max() <= 1e-13 * np.abs(L.diagonal() * q.ravel()).max()
+        J = model.operator.face_fluxes(q)
+        Z = 2 * np.pi * T  # ∫ exp(−r²/2T)
+        xf = g.edges[0][:, None]
+        yc = g.centers[1][None, :]
+        qx = np.exp(-(xf**2 + yc**2) / (2 * T)) / Z
+        exact_x = T * a * (-yc / T) * qx  # T a ∂_y q on the x-faces
+        errs.append(np.abs(J[0] - exact_x).max() / np.abs(exact_x).max())
+        hs.append(n)
+        assert np.abs(J[0]).max() > 0.1 * np.abs(exact_x).max()  # a real, circulating current
+    assert slope(hs, errs) > 1.9
+
+
+def test_antisymmetric_part_adds_no_dissipation_to_second_order():
+    """dF/dt with K = S + A minus dF/dt with S alone, relative, falls like h²."""
+    T = 0.6
+    rel, hs = [], []
+    for n in (24, 48, 96):
+        g = fp.Grid(x=(-4, 4, n), y=(-4, 4, n))
+        E = lambda x, y: 0.5 * x**2 + 0.4 * y**2  # noqa: E731
+        sym = fp.FokkerPlanck(g, E, T, mobility=[[1.0, 0.2], [0.2, 0.8]])
+        full = fp.FokkerPlanck(g, E, T, mobility=[[1.0, 0.7], [-0.3, 0.8]])
+        p = fp.gaussian(g, (1.0, -0.5), [[0.3, 0.1], [0.1, 0.5]]).values.ravel()
+        phi = sym.energy.ravel() + T * np.log(p)
+        V = g.volumes.ravel()
+        rates = [V @ (phi * (m.generator() @ p)) for m in (sym, full)]
+        assert rates[0] < 0 and rates[1] < 0
+        rel.append(abs(rates[1] - rates[0]) / abs(rates[0]))
+        hs.append(n)
+    assert slope(hs, rel) > 1.8
+
+
+def test_strong_anisotropy_stays_monotone_and_exact():
+    for kappa in (100.0, 1e4):
+        for theta in (0.1, 0.4, 1.0):
+            m = fp.FokkerPlanck(G2, E2, 0.7, mobility=_aniso(kappa, theta))
+            L = m.generator().tocoo()
+            assert L.data[L.row != L.col].min() >= 0
+            q = np.exp(m.log_equilibrium()).ravel()
+            assert np.abs(L @ q).max() <= 1e-13 * np.abs(L.diagonal() * q).max()
+
+
+def test_links_leaving_a_wall_are_dropped_and_periodic_links_wrap():
+    """Stencil width: offsets up to max-norm of about sqrt(κ); none crosses a wall."""
+    m = fp.FokkerPlanck(G2P, lambda x, y: 0.5 * y**2, 0.5, mobility=_aniso(100, 0.3))
+    (ln,) = m.operator.links
+    width = np.abs(ln.offsets).max()
+    assert 2 <= width <= 12
+    iy_src = np.unravel_index(ln.src, G2P.shape)[1]
+    iy_dst = np.unravel_index(ln.dst, G2P.shape)[1]
+    assert (np.abs(iy_dst - iy_src) == np.abs(ln.offsets[ln.oid, 1])).all()  # y never wraps
+    ix_src = np.unravel_index(ln.src, G2P.shape)[0]
+    ix_dst = np.unravel_index(ln.dst, G2P.shape)[0]
+    assert np.any(np.abs(ix_dst - ix_src) != np.abs(ln.offsets[ln.oid, 0]))  # x wraps
+
+
+def test_current_divergence_equals_the_generator():
+    for name in ("nonsymmetric", "field", "periodic", "absorbing", "3d"):
+        m = MODELS[name]()
+        g = m.grid
+        p = np.exp(-((g.mesh()[0] - 0.5) ** 2 + g.mesh()[1] ** 2)).ravel()
+        J = m.operator.face_fluxes(p.reshape(g.shape))
+        div = np.zeros(g.shape)
+        for a, Ja in enumerate(J):
+            flux = Ja * g.face_areas(a)
+            if g.periodic[a]:
+                flux = np.concatenate([np.take(flux, [-1], axis=a), flux], axis=a)
+            div -= np.diff(flux, axis=a)
+        lhs = div / g.volumes
+        rhs = (m.generator() @ p).reshape(g.shape)
+        assert np.abs(lhs - rhs).max() <= 1e-12 * np.abs(rhs).max(), name
+
+
+# -- the rest of the library accepts tensor models ---------------------------------
+def test_solve_stationary_spectrum_accept_tensor_models():
+    m = MODELS["nonsymmetric"]()
+    ds = m.solve(fp.gaussian(G2, (1, 0), 0.2), t_end=0.5, dt=0.05)
+    assert abs(float(ds.mass[-1]) - 1) < 1e-12
+    assert (ds.free_energy.diff("time") <= 1e-12).all()
+    q = np.exp(m.log_equilibrium())
+    assert np.abs(m.stationary().values - q).max() <= 1e-12 * q.max()
+    rates = m.spectrum(3)["rate"].values
+    assert abs(rates[0]) < 1e-8 and (rates[1:].real > 0).all()
+
+
+# -- bad input ---------------------------------------------------------------------
+def test_not_positive_definite_names_the_cell_and_eigenvalues():
+    with pytest.raises(ValueError, match=r"positive definite.*cell \(x=.*eigenvalues"):
+        fp.FokkerPlanck(G2, E2, mobility=[[1.0, 2.0], [2.0, 1.0]])
+    with pytest.raises(ValueError, match="positive definite"):
+        fp.FokkerPlanck(G2, E2, mobility=lambda x, y: [[1.0, x], [x, 1.0]])
+
+
+def test_ambiguous_shape_needs_mobility_kind():
+    g = fp.Grid(x=(0, 1, 2), y=(0, 1, 2))
+    with pytest.raises(ValueError, match="ambiguous.*mobility_kind"):
+        fp.FokkerPlanck(g, 0.0, mobility=[[1.0, 0.1], [0.1, 1.0]])
+    assert fp.FokkerPlanck(
+        g, 0.0, mobility=[[1.0, 0.1], [0.1, 1.0]], mobility_kind="tensor"
+    ).is_tensor
+    assert not fp.FokkerPlanck(
+        g, 0.0, mobility=[[1.0, 2.0], [3.0, 4.0]], mobility_kind="scalar"
+    ).is_tensor
+    with pytest.raises(ValueError, match="mobility_kind"):
+        fp.FokkerPlanck(g, 0.0, mobility=1.0, mobility_kind="matrix")
+
+
+def test_antisymmetric_part_with_a_force_is_refused():
+    m = fp.FokkerPlanck(G2, E2, mobility=[[1.0, 0.5], [-0.5, 1.0]], force=[0.3, 0.0])
+    with pytest.raises(ValueError, match="antisymmetric"):
+        m.generator()
