@@ -3,7 +3,7 @@
 Dask is optional (``pip install "fpsolver[dask]"``): nothing here imports it
 until a client is asked for, and ``import fpsolver`` never does.
 :func:`dask_client` turns the ``client=`` / ``scheduler=`` arguments of
-:func:`fpsolver.sweep` and :func:`fpsolver.simulate_particles_distributed`
+:func:`fpsolver.sweep` and :func:`fpsolver.simulate_particles`
 into a connected ``distributed.Client`` (or None: run in this process),
 and closes whatever it opened. An unreachable scheduler is one clear error
 after at most ``timeout`` seconds, never a hang.
