@@ -34,18 +34,21 @@ from .analysis.stationary import stationary
 from .api.ensembles import simulate_particles, simulate_particles_distributed
 from .api.fokker_planck import FokkerPlanck
 from .api.latent import Conditional, condition
-from .api.learning import recall_and_learn
+from .api.learning import LearningDiverged, recall_and_learn
+from .api.protocol import TimeDependentFokkerPlanck
 from .api.runs import solve
 from .api.sweeps import sweep
 from .core.grid import Grid
 from .core.initial import as_density, gaussian, point_mass
 from .core.model import Model
+from .core.protocol import ProtocolError
 from .core.schedule import SaveSchedule
 from .discrete.operator import Operator, discretize
 from .integrate.steppers import METHODS
 from .integrate.trackers import Tracker
 from .io import open_result, save_result
 from .sampling.compare import compare
+from .sampling.fluctuation import crooks, jarzynski
 
 __all__ = [
     "__version__",
@@ -73,11 +76,16 @@ __all__ = [
     "condition",
     "Conditional",
     "recall_and_learn",
+    "LearningDiverged",
     "ParametricEnergy",
     "hopfield",
     "sweep",
     "simulate_particles_distributed",
     "plotting",
+    "TimeDependentFokkerPlanck",
+    "ProtocolError",
+    "jarzynski",
+    "crooks",
 ]
 
 install_aliases()

@@ -19,7 +19,9 @@ from ..analysis.passage import committor, mean_first_passage_time
 from ..analysis.spectrum import spectrum
 from ..analysis.stationary import stationary
 from ..core.model import Model
+from ..core.protocol import is_time_dependent
 from ..discrete.operator import Operator
+from .protocol import TimeDependentFokkerPlanck
 from .runs import solve
 
 __all__ = ["FokkerPlanck"]
@@ -30,6 +32,14 @@ class FokkerPlanck(Model):
         "A Fokker–Planck model on a structured grid: the physics only.",
         "A Fokker–Planck model on a structured grid (its discretisation: :attr:`operator`).",
     )
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        # Any part with a parameter named t (or a callable temperature): a protocol.
+        parts = dict(zip(("grid", "energy", "temperature"), args), **kwargs)
+        names = ("energy", "temperature", "mobility", "force")
+        if is_time_dependent(*(parts.get(k) for k in names)):
+            return TimeDependentFokkerPlanck(*args, frozen_class=cls, **kwargs)
+        return super().__new__(cls)
 
     @cached_property
     def operator(self) -> Operator:

@@ -26,6 +26,7 @@ from ..core.threads import limit_threads
 from ..discrete import sg
 from ..discrete.operator import Model, Operator, as_operator
 from ..integrate.driver import integrate
+from ..integrate.protocol_run import solve_protocol
 from ..integrate.steppers import Stepper, make_stepper
 from ..integrate.trackers import (
     CallbackTracker,
@@ -159,6 +160,13 @@ def solve(
     >>> bool((ds.free_energy.diff("time") < 0).all())
     True
     """
+    if getattr(model, "time_dependent", False):  # a protocol: fpsolver.integrate.protocol_run
+        unsupported = dict(checkpoint=checkpoint, resume=resume, trackers=list(trackers))
+        return solve_protocol(
+            model, p0, t_end, dt, method, save_every=save_every, save_at=save_at, rtol=rtol,
+            atol=atol, max_steps=max_steps, linear_solver=linear_solver, callback=callback,
+            threads=threads, unsupported=dict(unsupported, t_max=t_max),
+        )  # fmt: skip
     op = as_operator(model)
     equilibrium = _check_t_end(t_end)
     tol = positive(tol, "tol")
