@@ -200,7 +200,9 @@ def test_with_unit_mobility_printed_particles_match_the_grid():
     assert zm < 4.5 and zc < 4.5
 
 
-def test_model_needs_diagonal_quadratic_lagrangians_and_matching_axes():
+def test_model_needs_lagrangians_that_are_sums_over_units_and_matching_axes():
+    """A coupled Hessian needs a tensor mobility; a Lagrangian from bare functions cannot
+    be known to be a sum over units (build it with Lagrangian.elementwise)."""
     grid = fp.Grid(v1=(-1, 1, 4), v2=(-1, 1, 4), h1=(-1, 1, 4), h2=(-1, 1, 4), h3=(-1, 1, 4))
     for name in ("full-quadratic", "tanh-activations"):
         with pytest.raises(ValueError, match="full tensor mobility"):
@@ -224,6 +226,174 @@ def test_bad_networks_are_refused(kwargs, match):
         Network(**args)
 
 
+def test_a_network_without_hidden_units_is_refused():
+    with pytest.raises(ValueError, match=r"`U` has shape \(2, 0\): a network needs at least one"):
+        Network(U=np.zeros((2, 0)), I=[0.0, 0.0], L_v=1.0, L_h=1.0)
+
+
+def test_bad_learning_parameters_are_refused():
+    with pytest.raises(ValueError, match="`learn` must name 'U', 'I' or both"):
+        NET.parameters(learn=["W"])
+    with pytest.raises(ValueError, match=r"`theta` must hold 2 values for \('U', 'I'\), got 3"):
+        NET.with_parameters([1.0, 2.0, 3.0])
+
+
 def test_bad_noise_is_refused():
     with pytest.raises(ValueError, match="`noise` must be 'mobility' or 'standard'"):
         NET.linear_coefficients(T, "printed", "white")
+
+
+# -- nonlinear activations: a position-dependent diagonal mobility ----------------------------
+TANH = Network(U=1.5, I=0.05, L_v=Lagrangian.log_cosh(1), L_h=Lagrangian.log_cosh(1))
+
+
+@pytest.mark.parametrize(
+    "lag", [Lagrangian.log_cosh(3, 1.7), Lagrangian.softplus(3, 0.8)], ids=["log-cosh", "softplus"]
+)
+def test_elementwise_lagrangians_match_finite_differences(lag):
+    x, d = RNG.normal(0, 2, (100, 3)), 1e-5
+    for a in range(3):
+        e = np.zeros(3)
+        e[a] = d
+        fd_grad = (lag.value(x + e) - lag.value(x - e)) / (2 * d)
+        fd_curv = (lag.gradient(x + e)[:, a] - lag.gradient(x - e)[:, a]) / (2 * d)
+        np.testing.assert_allclose(lag.gradient(x)[:, a], fd_grad, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(lag.curvature(x)[:, a], fd_curv, rtol=0, atol=1e-9)
+    h = lag.hessian(x)
+    assert np.array_equal(h, np.einsum("ni,ij->nij", lag.curvature(x), np.eye(3)))
+    assert lag.separable and not lag.diagonal
+
+
+def test_tanh_model_has_mobility_one_over_the_curvature_and_a_stationary_gibbs_density():
+    grid = fp.Grid(v=(-2.5, 2.5, 40), h=(-2.5, 2.5, 36))
+    model = TANH.model(grid, 0.3, cls=fp.FokkerPlanck)
+    c = [
+        grid.centers[0][:, None] + 0 * grid.centers[1],
+        grid.centers[1] + 0 * grid.centers[0][:, None],
+    ]
+    np.testing.assert_allclose(model.mobility_cells(), [np.cosh(c[0]) ** 2, np.cosh(c[1]) ** 2],
+                               rtol=1e-14)  # fmt: skip
+    q = model.equilibrium().values.ravel()
+    assert np.abs(model.generator() @ q).max() < 1e-12 * q.max()  # L q = 0 to rounding
+
+
+def test_tanh_model_drift_is_the_ode_plus_the_ito_term():
+    """−K∇E is the Hopfield ODE exactly; the particles add T ∇·K = T sinh(2x) per axis
+    (K = cosh² x), which vanishes as T → 0 (central differences of K: about 1e-9)."""
+    grid = fp.Grid(v=(-2.5, 2.5, 30), h=(-2.5, 2.5, 30))
+    model = TANH.model(grid, 0.3, cls=fp.FokkerPlanck)
+    pos = RNG.uniform(-2.4, 2.4, (2, 400))
+    drift = _Dynamics(model).drift(pos)
+    dv, dh = TANH.rhs(pos[0][:, None], pos[1][:, None])
+    np.testing.assert_allclose(drift[0], dv[:, 0] + 0.3 * np.sinh(2 * pos[0]), rtol=0, atol=1e-8)
+    np.testing.assert_allclose(drift[1], dh[:, 0] + 0.3 * np.sinh(2 * pos[1]), rtol=0, atol=1e-8)
+
+
+def test_tanh_model_free_energy_decays_and_particles_agree_with_the_grid():
+    """Fixed seed; chi-square p-values at 4 times above 1e-3 and |z| of the means below 4.5
+    (false-alarm rate about 4e-3 in all)."""
+    grid = fp.Grid(v=(-2.5, 2.5, 40), h=(-2.5, 2.5, 40))
+    model = TANH.model(grid, 0.3, cls=fp.FokkerPlanck)
+    p0 = fp.gaussian(grid, [1.0, -1.2], np.diag([0.05, 0.05]))
+    ds = model.solve(p0, 1.0, save_every=0.25)
+    f = ds["free_energy"].values
+    assert np.all(np.diff(f) < 0) and f[0] - f[-1] > 1.0
+    assert f[-1] > model.equilibrium_free_energy
+    parts = fp.simulate_particles(model, p0, n=5000, t_end=1.0, dt=2e-3, save_every=0.25, seed=1)
+    report = fp.compare(ds, parts)
+    assert np.all(report["p_value"].values[1:] > 1e-3)
+    assert np.abs(report["mean_z"].values[1:]).max() < 4.5
+
+
+def energy_hessian(net, x, d=1e-5):
+    """Hessian of E at x from central differences of the exact gradient (error about 1e-10)."""
+    n = x.size
+    out = np.zeros((n, n))
+    for a in range(n):
+        up, dn = x.copy(), x.copy()
+        up[a] += d
+        dn[a] -= d
+        gu = np.concatenate(net.energy_gradient(up[: net.dv], up[net.dv :]))
+        gd = np.concatenate(net.energy_gradient(dn[: net.dv], dn[net.dv :]))
+        out[:, a] = (gu - gd) / (2 * d)
+    return 0.5 * (out + out.T)
+
+
+def test_as_temperature_falls_the_density_concentrates_on_the_odes_fixed_points():
+    """Two stable rest points x_a, x_b of the ODE (minima of E). With bounded activations E is
+    bounded too (it tends to a plateau away from them), so the box matters at moderate T;
+    as T halves the mass farther than 0.5 from both falls by more than 4x, and the mean
+    squared distance D² to the nearer one approaches its Laplace value T tr(H_a⁻¹) (the
+    global minimum x_a takes the mass): the ratio − 1 shrinks at every halving."""
+    xa, xb = TANH.fixed_point([2.0], [2.0]), TANH.fixed_point([-2.0], [-2.0])
+    assert xa[0] > 1.0 and xb[0] < -1.0
+    for x in (xa, xb):
+        assert np.abs(np.concatenate(TANH.rhs(x[:1], x[1:]))).max() < 1e-13
+        assert np.all(np.linalg.eigvalsh(energy_hessian(TANH, x)) > 0.1)  # minima of E
+    laplace = np.trace(np.linalg.inv(energy_hessian(TANH, xa)))
+    grid = fp.Grid(v=(-2.5, 2.5, 200), h=(-2.5, 2.5, 200))
+    pts = np.stack(np.meshgrid(*grid.centers, indexing="ij"), axis=-1).reshape(-1, 2)
+    d2 = np.minimum(((pts - xa) ** 2).sum(1), ((pts - xb) ** 2).sum(1))
+    cell_var = 2 * grid.widths[0][0] ** 2 / 12
+    far, ratio = [], []
+    for T in (0.01, 0.005, 0.0025, 0.00125):
+        w = (TANH.model(grid, T, cls=fp.FokkerPlanck).equilibrium().values * grid.volumes).ravel()
+        far.append(w[d2 > 0.25].sum())
+        ratio.append((w @ d2 - cell_var) / (T * laplace))
+    far, excess = np.array(far), np.abs(np.array(ratio) - 1)
+    assert np.all(far[1:] < far[:-1] / 4) and far[-1] < 1e-4
+    assert np.all(excess[1:] < 0.75 * excess[:-1]) and excess[-1] < 0.1
+
+
+# -- Hebbian learning (Remark 17): storing two patterns ----------------------------------------
+PATTERNS = np.array([[1.0, 0.6], [-0.8, -1.0]])
+T_LEARN = 0.1
+
+
+@pytest.fixture(scope="module")
+def hebbian():
+    """Two visible units (linear), one tanh hidden unit, 20³ cells; U and I learned from the
+    two patterns by grid-exact Recall and Learn."""
+    net0 = Network(U=[[0.3], [-0.1]], I=[0.0, 0.0], L_v=1.0, L_h=Lagrangian.log_cosh(1))
+    grid = fp.Grid(v1=(-2.2, 2.2, 20), v2=(-2.2, 2.2, 20), h=(-3, 3, 20))
+    fit = fp.recall_and_learn(net0.parametric_energy(), net0.parameters(), PATTERNS, grid,
+                              visible=["v1", "v2"], temperature=T_LEARN, steps=400, lr=0.1,
+                              parameters=net0.parameter_names())  # fmt: skip
+    return net0, grid, fit
+
+
+def test_the_update_of_u_is_hebbian(hebbian):
+    """Direction used for U = −(⟨g f⟩_clamped − ⟨g f⟩_free), both averages computed here from
+    the model's Gibbs density and fp.condition, to rounding."""
+    net0, grid, fit = hebbian
+    model = net0.model(grid, T_LEARN, cls=fp.FokkerPlanck)
+    v1, v2, h = grid.mesh()
+    w = model.equilibrium().values * grid.volumes
+    free = [float(np.sum(w * v1 * np.tanh(h))), float(np.sum(w * v2 * np.tanh(h)))]
+    clamped = np.zeros(2)
+    for xi in PATTERNS:
+        cond = fp.condition(model, {"v1": xi[0], "v2": xi[1]})
+        qh = cond.equilibrium().values * cond.grid.volumes
+        clamped += xi * float(np.sum(qh * np.tanh(cond.grid.centers[0]))) / len(PATTERNS)
+    u_direction = fit["gradient"].isel(iteration=0).values[:2]
+    np.testing.assert_allclose(u_direction, -(clamped - np.array(free)), rtol=0, atol=1e-12)
+
+
+def test_learning_stores_both_patterns_and_recall_finds_the_right_one(hebbian):
+    net0, _, fit = hebbian
+    f = fit["free_energy"].values
+    assert np.all(np.diff(f) < 1e-12) and np.abs(fit["exact_gradient"].values[-1]).max() < 1e-10
+    net = net0.with_parameters(fit["theta"].values[-1])
+    for xi in PATTERNS:
+        # before: both patterns fall to the one rest point at 0; after: each is (near) a rest point
+        assert np.linalg.norm(net0.fixed_point(xi, [0.0])[:2] - xi) > 1.0
+        x = net.fixed_point(xi, [0.0])
+        assert np.abs(np.concatenate(net.rhs(x[:2], x[2:]))).max() < 1e-12
+        assert np.linalg.norm(x[:2] - xi) < 0.15
+        assert np.all(np.linalg.eigvalsh(energy_hessian(net, x)) > 0)  # a minimum of E
+    # recall: corrupted patterns settle on the stored pattern they came from
+    corrupted = PATTERNS + np.array([[-0.6, 0.5], [0.7, -0.4]])
+    v, _ = net.settle(corrupted, np.zeros((2, 1)))
+    nearest = np.argmin(np.linalg.norm(v[:, None, :] - PATTERNS[None], axis=-1), axis=1)
+    assert nearest.tolist() == [0, 1]
+    assert np.linalg.norm(v - PATTERNS, axis=1).max() < 0.15

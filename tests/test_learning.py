@@ -278,3 +278,49 @@ def test_a_diverging_fit_stops_with_a_clear_error():
 def test_data_outside_the_grid_are_refused():
     with pytest.raises(ValueError, match=r"axis 'x' must lie in the grid \[-5, 5\]"):
         recall_and_learn(GAUSS, [0.0, 0.0], np.array([0.0, 7.0]), GRID1, steps=1)
+
+
+@pytest.mark.parametrize(
+    ("gradient", "match"),
+    [
+        (lambda x, theta: (x,), "returned 1 components for 2 parameters"),
+        (lambda x, theta: (x, x[:3]), r"component 1 has shape \(3,\), which does not broadcast"),
+        (lambda x, theta: 0.0, "must return one array per parameter"),
+    ],
+    ids=["too-few", "wrong-shape", "scalar"],
+)
+def test_theta_gradients_of_the_wrong_shape_are_refused(gradient, match):
+    energy = ParametricEnergy(gauss, theta_gradient=gradient)
+    with pytest.raises(ValueError, match=match):
+        recall_and_learn(energy, [0.0, 0.0], DATA1, GRID1, steps=1)
+
+
+@pytest.mark.parametrize(
+    ("visible", "match"),
+    [
+        (["w"], r"`visible` names unknown axes \['w'\]; the axes are \['x', 'y'\]"),
+        ([], "`visible` must name at least one axis"),
+    ],
+)
+def test_visible_names_must_be_axes(visible, match):
+    data = np.zeros((3, max(1, len(visible))))
+    with pytest.raises(ValueError, match=match):
+        recall_and_learn(well, THETA2, data, GRID2, visible=visible, steps=1)
+
+
+def test_a_blowup_stops_with_a_clear_message_and_keeps_the_trajectory():
+    """E = 2 (x − θ)²: the curvature of −T ℓ in θ is 4, so lr = 1 multiplies the error by −3
+    per step; once θ leaves the box F grows without bound (lr = 0.4 converges)."""
+    energy = ParametricEnergy(lambda x, theta: 2.0 * (x - theta[0]) ** 2,
+                              theta_gradient=lambda x, theta: (-4.0 * (x - theta[0]),))  # fmt: skip
+    with pytest.raises(fp.LearningDiverged, match="the free energy grew to") as info:
+        recall_and_learn(energy, [0.0], DATA1, GRID1, steps=40, lr=1.0)
+    assert "lower it" in str(info.value) and "`lr`=1.0" in str(info.value)
+    fit = info.value.result
+    assert fit.sizes["iteration"] == 2 and fit.attrs["stopped"] == str(info.value)
+    assert np.all(np.isfinite(fit["free_energy"].values))
+    # without the check the fit runs on through free energies 40 times the start
+    free = recall_and_learn(energy, [0.0], DATA1, GRID1, steps=10, lr=1.0, blowup=None)
+    assert free["free_energy"].values.max() > 40 * free["free_energy"].values[0]
+    calm = recall_and_learn(energy, [0.0], DATA1, GRID1, steps=40, lr=0.4)
+    assert abs(calm["theta"].values[-1, 0] - DATA1.mean()) < 1e-6

@@ -29,11 +29,20 @@ Lagrangians with invertible Hessians.
 
 **The Fokker–Planck model** (:meth:`Network.model`): energy E, mobility
 K = diag(H_v⁻¹, H_h⁻¹), temperature T; its Itô SDE is
-dx = −K ∇E dt + sqrt(2 T K) dW (+ T ∇·K, zero for constant K) and its
-stationary density is exp(−E/T)/Z. The library's models take a diagonal
-mobility, so this is built for quadratic Lagrangians with diagonal
-Hessians (linear activations g = A v, f = B h, A and B diagonal);
-non-diagonal Hessians need a full tensor mobility, not there yet.
+dx = −K ∇E dt + T ∇·K dt + sqrt(2 T K) dW and its stationary density is
+exp(−E/T)/Z (the T ∇·K term is what keeps it so when K varies; it is zero
+for constant K). The library's models take a diagonal mobility, constant
+or position-dependent, so this is built for Lagrangians that are sums over
+units, L(x) = Σ_i l_i(x_i) (:meth:`Lagrangian.elementwise`,
+:meth:`Lagrangian.log_cosh` with activation tanh, :meth:`Lagrangian.softplus`
+with the logistic activation, and diagonal quadratics): their Hessians are
+diagonal, K_ii = 1/l_i''(x_i). Coupled Lagrangians (non-diagonal Hessians)
+need a full tensor mobility, which the library does not have yet.
+
+**Learning U and I** (:meth:`Network.parametric_energy`): ∂E/∂U_ij =
+−g_i(v) f_j(h) and ∂E/∂I_i = −g_i(v), so Recall and Learn's update of U is
+lr (⟨g fᵀ⟩_clamped − ⟨g fᵀ⟩_free): Hebb's rule on the data minus the same
+correlation in the free-running network (the notes' Remark 17).
 
 **Theorem 16 as printed** (:meth:`Network.particles`):
 
@@ -71,8 +80,12 @@ __all__ = ["Lagrangian", "Network"]
 class Lagrangian:
     """A Lagrangian L(x) with its gradient (the activation) and Hessian.
 
-    Build with :meth:`quadratic` (L = ½ xᵀ A x, linear activation A x) or
-    :meth:`from_functions`. All callables act on arrays of shape ``(..., d)``.
+    Build with :meth:`quadratic` (L = ½ xᵀ A x, linear activation A x),
+    :meth:`log_cosh` (activation tanh), :meth:`softplus` (logistic
+    activation), :meth:`elementwise` (any L = Σ_i l(x_i)) or
+    :meth:`from_functions`. All callables act on arrays of shape ``(..., d)``;
+    `curvature`, where there is one, gives the diagonal of the Hessian
+    (``(..., d)``) of a Lagrangian that is a sum over units.
 
     Examples
     --------
@@ -89,6 +102,7 @@ class Lagrangian:
     gradient: Callable[[np.ndarray], Any]
     hessian: Callable[[np.ndarray], Any]
     quadratic_matrix: np.ndarray | None = None
+    curvature: Callable[[np.ndarray], Any] | None = None
 
     @classmethod
     def quadratic(cls, a: Any) -> Lagrangian:
@@ -111,6 +125,83 @@ class Lagrangian:
         )
 
     @classmethod
+    def elementwise(cls, dim: int, value, gradient, curvature) -> Lagrangian:
+        """L(x) = Σ_i l(x_i) from the scalar l, l' (the activation) and l'' > 0.
+
+        The Hessian is diagonal, diag l''(x_i): the mobility K = H⁻¹ is a
+        position-dependent diagonal one (:meth:`Network.model`).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> L = Lagrangian.elementwise(2, lambda x: x**4 / 12 + x**2 / 2,
+        ...                            lambda x: x**3 / 3 + x, lambda x: x**2 + 1)
+        >>> x = np.array([1.0, 2.0])
+        >>> L.hessian(x).tolist(), L.separable
+        ([[2.0, 0.0], [0.0, 5.0]], True)
+        """
+        for name, f in (("value", value), ("gradient", gradient), ("curvature", curvature)):
+            if not callable(f):
+                raise TypeError(f"`{name}` must be a callable of arrays, got {f!r}")
+        d = int(dim)
+        if d < 1:
+            raise ValueError(f"`dim` must be a positive number of units, got {dim!r}")
+
+        def curv(x: np.ndarray) -> np.ndarray:
+            return np.asarray(curvature(np.asarray(x, dtype=float)), dtype=float)
+
+        return cls(
+            d,
+            lambda x: np.sum(value(np.asarray(x, dtype=float)), axis=-1),
+            lambda x: np.asarray(gradient(np.asarray(x, dtype=float)), dtype=float),
+            lambda x: curv(x)[..., :, None] * np.eye(d),
+            None,
+            curv,
+        )
+
+    @classmethod
+    def log_cosh(cls, dim: int, beta: float = 1.0) -> Lagrangian:
+        """L = Σ_i ln cosh(β x_i)/β: activation tanh(β x), l'' = β / cosh²(β x).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> L = Lagrangian.log_cosh(1, beta=2.0)
+        >>> x = np.array([0.3])
+        >>> bool(np.isclose(L.gradient(x)[0], np.tanh(0.6))), float(L.curvature(np.zeros(1))[0])
+        (True, 2.0)
+        """
+        b = _positive(beta, "beta")
+
+        def value(x: np.ndarray) -> np.ndarray:  # ln cosh y = |y| + ln(1 + e^{−2|y|}) − ln 2
+            y = np.abs(b * x)
+            return (y + np.log1p(np.exp(-2.0 * y)) - np.log(2.0)) / b
+
+        return cls.elementwise(dim, value, lambda x: np.tanh(b * x),
+                               lambda x: b / np.cosh(b * x) ** 2)  # fmt: skip
+
+    @classmethod
+    def softplus(cls, dim: int, beta: float = 1.0) -> Lagrangian:
+        """L = Σ_i ln(1 + e^{β x_i})/β: the logistic activation σ(β x), l'' = β σ (1 − σ).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> L = Lagrangian.softplus(1)
+        >>> float(L.gradient(np.zeros(1))[0]), float(L.curvature(np.zeros(1))[0])
+        (0.5, 0.25)
+        """
+        from scipy.special import expit
+
+        b = _positive(beta, "beta")
+        return cls.elementwise(
+            dim,
+            lambda x: np.logaddexp(0.0, b * x) / b,
+            lambda x: expit(b * x),
+            lambda x: b * expit(b * x) * expit(-b * x),
+        )
+
+    @classmethod
     def from_functions(cls, dim: int, value, gradient, hessian) -> Lagrangian:
         """A general Lagrangian from its value, gradient (``(..., d)``) and Hessian
         (``(..., d, d)``)."""
@@ -125,11 +216,35 @@ class Lagrangian:
         m = self.quadratic_matrix
         return m is not None and bool(np.all(m == np.diag(np.diag(m))))
 
+    @property
+    def separable(self) -> bool:
+        """A sum over units: the Hessian is diagonal everywhere (diagonal mobility)."""
+        return self.curvature is not None or self.diagonal
+
+    def curvatures(self, x: Any) -> np.ndarray:
+        """The diagonal of the Hessian at `x` (shape ``(..., d)``), for separable Lagrangians."""
+        x = np.asarray(x, dtype=float)
+        if self.curvature is not None:
+            return self.curvature(x)
+        if not self.diagonal:
+            raise ValueError("the Hessian of this Lagrangian is not diagonal")
+        m = np.diag(self.quadratic_matrix)  # type: ignore[arg-type]
+        return np.broadcast_to(m, (*x.shape[:-1], self.dim))
+
+
+def _positive(value: Any, name: str) -> float:
+    x = float(value)
+    if not (np.isfinite(x) and x > 0):
+        raise ValueError(f"`{name}` must be a positive number, got {value!r}")
+    return x
+
 
 def _lagrangian(spec: Any, name: str, dim: int) -> Lagrangian:
     if isinstance(spec, Lagrangian):
         lag = spec
     else:
+        if np.ndim(spec) == 0:  # one value for every unit: L = a |x|²/2
+            spec = np.full(dim, spec, dtype=float)
         try:
             lag = Lagrangian.quadratic(spec)
         except ValueError as err:
@@ -150,7 +265,8 @@ class Network:
         Input to the visible units, shape ``(d_v,)``.
     L_v, L_h : Lagrangian or array_like
         Lagrangians of the visible and hidden units: a :class:`Lagrangian`,
-        or the diagonal (or matrix) A of a quadratic ½ xᵀ A x.
+        or the diagonal (or matrix) A of a quadratic ½ xᵀ A x (one number:
+        the same for every unit).
 
     Examples
     --------
@@ -169,6 +285,10 @@ class Network:
         u = u.reshape(1, 1) if u.ndim == 0 else u
         if u.ndim != 2 or not np.all(np.isfinite(u)):
             raise ValueError(f"`U` must be a finite (d_v, d_h) matrix, got {U!r}")
+        if u.size == 0:
+            raise ValueError(
+                f"`U` has shape {u.shape}: a network needs at least one visible and one hidden unit"
+            )
         inp = np.atleast_1d(np.asarray(I, dtype=float))
         if inp.shape != (u.shape[0],) or not np.all(np.isfinite(inp)):
             raise ValueError(f"`I` must hold {u.shape[0]} finite values (one per visible unit), "
@@ -234,6 +354,43 @@ class Network:
             coords={"time": sol.t},
         )
 
+    def settle(self, v: Any, h: Any, *, t_end: float = 50.0, dt: float = 0.05
+               ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        """Many starts at once: classical RK4 on the ODE to `t_end` (recall of stored patterns).
+
+        Parameters
+        ----------
+        v, h : array_like
+            Starts, shapes ``(..., d_v)`` and ``(..., d_h)``.
+        t_end, dt : float
+            Time and RK4 step (fourth order; error of the end state about
+            dt⁴ times the ODE's time scales).
+
+        Returns
+        -------
+        v, h : ndarray
+            The states at `t_end`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> net = Network(U=1.5, I=0.0, L_v=Lagrangian.log_cosh(1), L_h=Lagrangian.log_cosh(1))
+        >>> v, h = net.settle([[0.3], [-0.2]], [[0.1], [-0.4]])
+        >>> np.sign(v[:, 0]).tolist()        # each start falls to its own memory
+        [1.0, -1.0]
+        """
+        v, h = np.array(v, dtype=float), np.array(h, dtype=float)
+        n = max(1, int(np.ceil(float(t_end) / float(dt) - 1e-9)))
+        k = float(t_end) / n
+        for _ in range(n):
+            a1, b1 = self.rhs(v, h)
+            a2, b2 = self.rhs(v + 0.5 * k * a1, h + 0.5 * k * b1)
+            a3, b3 = self.rhs(v + 0.5 * k * a2, h + 0.5 * k * b2)
+            a4, b4 = self.rhs(v + k * a3, h + k * b3)
+            v = v + k / 6 * (a1 + 2 * a2 + 2 * a3 + a4)
+            h = h + k / 6 * (b1 + 2 * b2 + 2 * b3 + b4)
+        return v, h
+
     # -- Theorem 16 -------------------------------------------------------
     def mobility(self, v: Any = None, h: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """K_v = H_v⁻¹ and K_h = H_h⁻¹ (constant for quadratic Lagrangians; else at v, h)."""
@@ -250,11 +407,44 @@ class Network:
         c = a @ self.U @ b
         return np.block([[a, -c], [-c.T, b]])
 
-    def fixed_point(self) -> np.ndarray:
-        """x* = (v*, h*) where the ODE (and both SDE drifts) vanish (quadratic Lagrangians)."""
-        a = self.L_v.quadratic_matrix
-        rhs = np.concatenate([a @ self.I, np.zeros(self.dh)])
-        return np.linalg.solve(self.hessian(), rhs)
+    def fixed_point(self, v0: Any = None, h0: Any = None, *, t_end: float = 200.0) -> np.ndarray:
+        """x* = (v*, h*) where the ODE (and both SDE drifts) vanish.
+
+        Without a start: the unique fixed point of quadratic Lagrangians (a
+        linear solve). With a start (v0, h0): the ODE's rest point reached
+        from it (integrated to `t_end`, then polished by Newton's method on
+        the right-hand side to rounding), for any Lagrangians.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> net = Network(U=1.5, I=0.0, L_v=Lagrangian.log_cosh(1), L_h=Lagrangian.log_cosh(1))
+        >>> x = net.fixed_point([1.0], [1.0])      # one of two stable states
+        >>> bool(x[0] > 1.0 and np.isclose(x[0], x[1]))
+        True
+        >>> bool(np.abs(np.concatenate(net.rhs(x[:1], x[1:]))).max() < 1e-12)
+        True
+        """
+        if v0 is None and h0 is None:
+            a = self.L_v.quadratic_matrix
+            rhs = np.concatenate([a @ self.I, np.zeros(self.dh)])
+            return np.linalg.solve(self.hessian(), rhs)
+        sol = self.ode(v0, h0, t_end, t_eval=[float(t_end)])
+        y = np.concatenate([sol["v"].values[-1], sol["h"].values[-1]])
+        dv, dh = self.dv, self.dh
+
+        def f(y: np.ndarray) -> np.ndarray:
+            return np.concatenate(self.rhs(y[:dv], y[dv:]))
+
+        for _ in range(8):  # Newton with the exact Jacobian [[−1, U H_h], [Uᵀ H_v, −1]]
+            jac = -np.eye(dv + dh)
+            jac[:dv, dv:] = self.U @ self.L_h.hessian(y[dv:])
+            jac[dv:, :dv] = self.U.T @ self.L_v.hessian(y[:dv])
+            step = np.linalg.solve(jac, -f(y))
+            if np.abs(f(y + step)).max() >= np.abs(f(y)).max():
+                break
+            y = y + step
+        return y
 
     def linear_coefficients(self, temperature: float, process: str = "fokker_planck",
                             noise: str = "mobility") -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
@@ -276,6 +466,10 @@ class Network:
     def model(self, grid: Grid, temperature: float, *, cls: type = Model, **kwargs: Any) -> Model:
         """The Fokker–Planck model: energy E, mobility diag(H_v⁻¹, H_h⁻¹), temperature T.
 
+        Constant mobility for diagonal quadratic Lagrangians; for other
+        Lagrangians that are sums over units a callable diagonal mobility
+        1/l''(x) (the particles then add the Itô term T ∇·K).
+
         Parameters
         ----------
         grid : Grid
@@ -295,21 +489,36 @@ class Network:
         >>> m = net.model(grid, 0.5, cls=fp.FokkerPlanck)
         >>> m.mobility_cells()[:, 0, 0].tolist()
         [0.5, 2.0]
+        >>> tanh = Network(U=1.5, I=0.0, L_v=Lagrangian.log_cosh(1), L_h=Lagrangian.log_cosh(1))
+        >>> mt = tanh.model(grid, 0.2, cls=fp.FokkerPlanck)
+        >>> q = mt.equilibrium().values.ravel()
+        >>> bool(np.abs(mt.generator() @ q).max() < 1e-11 * q.max())   # L q = 0: Gibbs stationary
+        True
         """
         if grid.ndim != self.dv + self.dh:
             raise ValueError(
                 f"`grid` needs {self.dv + self.dh} axes (visible first, then hidden), "
                 f"got {grid.ndim}: {grid.names}"
             )
-        if not (self.L_v.diagonal and self.L_h.diagonal):
+        if not (self.L_v.separable and self.L_h.separable):
             raise ValueError(
-                "the Fokker–Planck model needs quadratic Lagrangians with diagonal Hessians "
-                "(a constant diagonal mobility K = H^-1); non-diagonal or position-dependent "
+                "the Fokker–Planck model needs Lagrangians that are sums over units (diagonal "
+                "Hessians, a diagonal mobility K = H^-1); coupled Lagrangians with non-diagonal "
                 "Hessians need a full tensor mobility, which the library does not have yet"
             )
-        kv, kh = self.mobility()
-        k = np.concatenate([np.diag(kv), np.diag(kh)])
         dv = self.dv
+        k: Any
+        if self.L_v.diagonal and self.L_h.diagonal:
+            kv, kh = self.mobility()
+            k = np.concatenate([np.diag(kv), np.diag(kh)])
+        else:
+
+            def k(*axes: np.ndarray) -> list[np.ndarray]:
+                x = np.stack(np.broadcast_arrays(*axes), axis=-1)
+                c = np.concatenate(
+                    [self.L_v.curvatures(x[..., :dv]), self.L_h.curvatures(x[..., dv:])], axis=-1
+                )
+                return list(np.moveaxis(1.0 / c, -1, 0))
 
         def energy(*axes: np.ndarray) -> np.ndarray:
             x = np.stack(np.broadcast_arrays(*axes), axis=-1)
@@ -321,6 +530,93 @@ class Network:
             return [c for c in np.moveaxis(np.concatenate([gv, gh], axis=-1), -1, 0)]
 
         return cls(grid, energy, temperature, mobility=k, energy_gradient=gradient, **kwargs)
+
+    # -- learning U and I (Remark 17) -------------------------------------
+    def parameters(self, learn: Sequence[str] = ("U", "I")) -> np.ndarray:
+        """θ for :meth:`parametric_energy`: U row by row, then I (those named in `learn`)."""
+        parts = {"U": self.U.ravel(), "I": self.I}
+        return np.concatenate([parts[n] for n in _learned(learn)])
+
+    def parameter_names(self, learn: Sequence[str] = ("U", "I")) -> list[str]:
+        """Names of the entries of θ: ``U[i,j]`` and ``I[i]`` (units counted from 1)."""
+        names = {
+            "U": [f"U[{i + 1},{j + 1}]" for i in range(self.dv) for j in range(self.dh)],
+            "I": [f"I[{i + 1}]" for i in range(self.dv)],
+        }
+        return [x for n in _learned(learn) for x in names[n]]
+
+    def with_parameters(self, theta: Any, learn: Sequence[str] = ("U", "I")) -> Network:
+        """The same Lagrangians with U and/or I read from θ (see :meth:`parameters`)."""
+        learn = _learned(learn)
+        t = np.asarray(theta, dtype=float).ravel()
+        sizes = {"U": self.dv * self.dh, "I": self.dv}
+        if t.size != sum(sizes[n] for n in learn):
+            raise ValueError(
+                f"`theta` must hold {sum(sizes[n] for n in learn)} values for {learn}, got {t.size}"
+            )
+        u, inp, k = self.U, self.I, 0
+        for n in learn:
+            chunk, k = t[k : k + sizes[n]], k + sizes[n]
+            if n == "U":
+                u = chunk.reshape(self.dv, self.dh)
+            else:
+                inp = chunk
+        return Network(U=u, I=inp, L_v=self.L_v, L_h=self.L_h)
+
+    def parametric_energy(self, learn: Sequence[str] = ("U", "I")):
+        """E(v, h; θ) with θ = (U, I) for :func:`fpsolver.recall_and_learn`, exact gradients.
+
+        ∂E/∂U_ij = −g_i(v) f_j(h), ∂E/∂I_i = −g_i(v): the learning step on U
+        is Hebbian, lr (⟨g fᵀ⟩_clamped − ⟨g fᵀ⟩_free). The grid axes are the
+        visible units, then the hidden ones.
+
+        Returns
+        -------
+        fpsolver.analysis.learning.ParametricEnergy
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> net = Network(U=[[0.5], [-0.2]], I=[0.1, 0.0], L_v=1.0, L_h=Lagrangian.log_cosh(1))
+        >>> E = net.parametric_energy()
+        >>> pts = [np.array([0.3]), np.array([-0.4]), np.array([0.8])]
+        >>> theta = net.parameters()
+        >>> bool(np.isclose(E.values(("v1", "v2", "h"), pts, theta)[0],
+        ...                 net.energy([0.3, -0.4], [0.8])))
+        True
+        >>> E.theta_gradient(("v1", "v2", "h"), pts, theta)[:, 0].round(4).tolist()
+        [-0.1992, 0.2656, -0.3, 0.4]
+        """
+        from .learning import ParametricEnergy
+
+        learn, dv = _learned(learn), self.dv
+
+        def split(args: tuple) -> tuple[np.ndarray, np.ndarray, Network]:
+            x = np.stack(np.broadcast_arrays(*[np.asarray(a, dtype=float) for a in args[:-1]]),
+                         axis=-1)  # fmt: skip
+            return x[..., :dv], x[..., dv:], self.with_parameters(args[-1], learn)
+
+        def energy(*args: Any) -> np.ndarray:
+            v, h, net = split(args)
+            return net.energy(v, h)
+
+        def theta_gradient(*args: Any) -> list[np.ndarray]:
+            v, h, net = split(args)
+            g, f = net.L_v.gradient(v), net.L_h.gradient(h)
+            out = []
+            if "U" in learn:
+                out += [-g[..., i] * f[..., j] for i in range(dv) for j in range(net.dh)]
+            if "I" in learn:
+                out += [-g[..., i] for i in range(dv)]
+            return out
+
+        def space_gradient(*args: Any) -> list[np.ndarray]:
+            v, h, net = split(args)
+            gv, gh = net.energy_gradient(v, h)
+            return list(np.moveaxis(np.concatenate([gv, gh], axis=-1), -1, 0))
+
+        return ParametricEnergy(energy, theta_gradient=theta_gradient,
+                                space_gradient=space_gradient)  # fmt: skip
 
     def sde_drift(self, v: Any, h: Any) -> tuple[np.ndarray, np.ndarray]:
         """Drift of Theorem 16 as printed: (K_v [U f − v + I], K_h [Uᵀ g − h])."""
@@ -371,6 +667,13 @@ class Network:
             covs.append(np.cov(x, rowvar=False))
         return _moments_dataset(self, times, means, covs, {"n": x.shape[0], "dt": dt,
                                                            "noise": noise})  # fmt: skip
+
+
+def _learned(learn: Any) -> tuple[str, ...]:
+    names = (learn,) if isinstance(learn, str) else tuple(learn)
+    if not names or any(n not in ("U", "I") for n in names) or len(set(names)) != len(names):
+        raise ValueError(f"`learn` must name 'U', 'I' or both, once each; got {learn!r}")
+    return tuple(n for n in ("U", "I") if n in names)
 
 
 def _noise_matrix(k: np.ndarray, noise: str) -> np.ndarray:

@@ -152,11 +152,24 @@ class ParametricEnergy:
         shape = np.broadcast_shapes(*(np.shape(p) for p in points))
         if self._theta_gradient is not None:
             out = self._call(self._theta_gradient, names, points, theta)
-            comps = [np.broadcast_to(np.asarray(c, dtype=float), shape) for c in out]
+            if not isinstance(out, (list, tuple)) and np.ndim(out) == 0:
+                raise ValueError(
+                    f"`theta_gradient` must return one array per parameter ({theta.size}), "
+                    f"got {out!r}"
+                )
+            comps = [np.asarray(c, dtype=float) for c in out]
             if len(comps) != theta.size:
                 raise ValueError(
                     f"`theta_gradient` returned {len(comps)} components for {theta.size} parameters"
                 )
+            for a, c in enumerate(comps):
+                try:
+                    comps[a] = np.broadcast_to(c, shape)
+                except ValueError:
+                    raise ValueError(
+                        f"`theta_gradient` component {a} has shape {c.shape}, which does not "
+                        f"broadcast to the points' shape {shape}"
+                    ) from None
             return np.stack(comps)
         grads = []
         for a in range(theta.size):

@@ -48,7 +48,25 @@ from ..sampling.particles import histogram_free_energy
 from .fokker_planck import FokkerPlanck
 from .runs import solve
 
-__all__ = ["recall_and_learn"]
+__all__ = ["LearningDiverged", "recall_and_learn"]
+
+
+class LearningDiverged(FloatingPointError):
+    """Recall and Learn stopped because the free energy blew up (or θ left the finite numbers).
+
+    Attributes
+    ----------
+    result : xarray.Dataset or None
+        The trajectory up to the last acceptable iteration (None if the first
+        one already failed), as
+        :func:`recall_and_learn` returns it (``attrs["stopped"]`` holds the
+        message).
+    """
+
+    def __init__(self, message: str, result: Any) -> None:
+        super().__init__(message)
+        self.result = result
+
 
 _RECALLS = ("grid", "particles")
 
@@ -184,6 +202,7 @@ def recall_and_learn(
     dt: float = 0.01,
     seed: Any = None,
     parameters: Sequence[str] | None = None,
+    blowup: float | None = 10.0,
 ):
     """Fit θ of E(x; θ) to visible data by Recall and Learn (see the module notes).
 
@@ -223,6 +242,17 @@ def recall_and_learn(
         Seed of the particle chains.
     parameters : sequence of str, optional
         Names of the parameters (coordinate ``parameter``).
+    blowup : float or None
+        Stop when the exact free energy F_k exceeds the best value so far by
+        more than `blowup` times max(F_0 − best, T) (an overshooting step may
+        raise F a little; a learning rate past the stable range raises it
+        without bound), or when F or θ stop being finite. None: only the
+        latter.
+
+    Raises
+    ------
+    LearningDiverged
+        On a blow-up; its ``result`` holds the trajectory so far.
 
     Returns
     -------
@@ -267,24 +297,53 @@ def recall_and_learn(
         options["visible"] = names
         first = grid_learning_terms(grid, energy, theta, temperature, data=samples, visible=names)
         step1 = _ParticleRecall(grid, samples, first, options)
-    rows = []
+    attrs = {"recall": recall, "lr": rate.copy(), "temperature": temperature, "relax": str(relax),
+             "gauge": np.asarray(gauge, dtype=float), "visible": " ".join(names),
+             "n_data": samples.shape[0]}  # fmt: skip
+    rows: list = []
     for k in range(int(steps) + 1):
-        terms = grid_learning_terms(grid, energy, theta, temperature, data=samples, visible=names)
-        model_term, data_term, f_recall, kl = step1(energy, theta, terms)
+        with np.errstate(all="ignore"):
+            terms = grid_learning_terms(grid, energy, theta, temperature, data=samples,
+                                        visible=names)  # fmt: skip
+            model_term, data_term, f_recall, kl = step1(energy, theta, terms)
         direction = data_term - model_term
+        problem = _blowup(rows, terms.free_energy, direction, temperature, blowup)
+        if problem:
+            _stop(rows, parameters, attrs, f"at iteration {k} {problem}", lr)
         rows.append((theta.copy(), terms, direction, f_recall, kl))
         if k < steps:
             theta = theta - rate * direction
             if not np.all(np.isfinite(theta)):
-                raise FloatingPointError(
-                    f"theta became {theta.tolist()} at iteration {k + 1}: the learning rate "
-                    f"`lr`={lr!r} is too large for this energy (the free energy grows); "
-                    "lower it, or give one rate per parameter"
-                )
-    attrs = {"recall": recall, "lr": rate.copy(), "temperature": temperature, "relax": str(relax),
-             "gauge": np.asarray(gauge, dtype=float), "visible": " ".join(names),
-             "n_data": samples.shape[0]}  # fmt: skip
+                _stop(rows, parameters, attrs, f"theta became {theta.tolist()} at iteration "
+                      f"{k + 1}", lr)  # fmt: skip
     return _dataset(rows, parameters, attrs)
+
+
+def _blowup(rows: list, f: float, direction: np.ndarray, temperature: float,
+            blowup: float | None) -> str:  # fmt: skip
+    """Why the fit must stop at this iteration ('' if it need not)."""
+    if not (np.isfinite(f) and np.all(np.isfinite(direction))):
+        return f"the free energy or its gradient is not finite (F = {f!r})"
+    if blowup is None or not rows:
+        return ""
+    f0 = float(rows[0][1].free_energy)
+    best = min(float(r[1].free_energy) for r in rows)
+    if f - best > blowup * max(f0 - best, temperature):
+        return (
+            f"the free energy grew to {f:.6g} (start {f0:.6g}, best so far {best:.6g}; more "
+            f"than `blowup`={blowup:g} times max(start − best, T) above the best)"
+        )
+    return ""
+
+
+def _stop(rows: list, parameters: Sequence[str] | None, attrs: dict, problem: str, lr: Any):
+    message = (
+        f"Recall and Learn stopped: {problem}. The learning rate `lr`={lr!r} is too large "
+        "for this energy (the free energy grows without bound); lower it, or give one rate "
+        f"per parameter. The {len(rows)} iterations so far are in this exception's `.result`."
+    )
+    result = _dataset(rows, parameters, attrs | {"stopped": message}) if rows else None
+    raise LearningDiverged(message, result)
 
 
 def _dataset(rows: list, parameters: Sequence[str] | None, attrs: dict):
