@@ -200,13 +200,35 @@ def test_with_unit_mobility_printed_particles_match_the_grid():
     assert zm < 4.5 and zc < 4.5
 
 
-def test_model_needs_lagrangians_that_are_sums_over_units_and_matching_axes():
-    """A coupled Hessian needs a tensor mobility; a Lagrangian from bare functions cannot
-    be known to be a sum over units (build it with Lagrangian.elementwise)."""
+def test_coupled_lagrangians_give_a_tensor_mobility_with_a_stationary_gibbs_density():
+    """Non-diagonal Hessians: K = diag(H_v⁻¹, H_h⁻¹) as a full tensor (constant for the coupled
+    quadratic, position-dependent for a coupled non-quadratic L_v); L q = 0 to rounding."""
+    coupled = Lagrangian.from_functions(
+        2,
+        lambda x: 0.5 * np.sum(x**2, axis=-1) + 0.3 * x[..., 0] * x[..., 1]
+        + 0.25 * np.sum(x**4, axis=-1) / 3,
+        lambda x: x + 0.3 * x[..., ::-1] + x**3 / 3,
+        lambda x: np.einsum("...i,ij->...ij", 1 + x**2, np.eye(2)) + 0.3 * (1 - np.eye(2)),
+    )  # fmt: skip
+    grid = fp.Grid(v1=(-2, 2, 12), v2=(-2, 2, 11), h=(-2.5, 2.5, 10))
+    for net in (
+        Network(U=[[0.4], [-0.3]], I=[0.2, 0.0], L_v=[[1.0, 0.4], [0.4, 1.5]], L_h=2.0),
+        Network(U=[[0.4], [-0.3]], I=[0.2, 0.0], L_v=coupled, L_h=Lagrangian.log_cosh(1)),
+    ):
+        model = net.model(grid, 0.5, cls=fp.FokkerPlanck)
+        assert model.is_tensor
+        x = np.stack(np.meshgrid(*grid.centers, indexing="ij"), axis=-1)
+        kv, kh = np.linalg.inv(net.L_v.hessian(x[..., :2])), 1 / net.L_h.curvatures(x[..., 2:])
+        K = model.mobility_tensor()
+        np.testing.assert_allclose(np.moveaxis(K[:2, :2], (0, 1), (-2, -1)), kv, atol=1e-14)
+        np.testing.assert_allclose(K[2, 2], kh[..., 0], rtol=1e-14)
+        assert np.all(K[:2, 2] == 0) and np.all(K[2, :2] == 0)
+        q = model.equilibrium().values.ravel()
+        assert np.abs(model.generator() @ q).max() < 1e-12 * q.max()
+
+
+def test_model_needs_matching_axes():
     grid = fp.Grid(v1=(-1, 1, 4), v2=(-1, 1, 4), h1=(-1, 1, 4), h2=(-1, 1, 4), h3=(-1, 1, 4))
-    for name in ("full-quadratic", "tanh-activations"):
-        with pytest.raises(ValueError, match="full tensor mobility"):
-            NETWORKS[name].model(grid, 1.0)
     with pytest.raises(ValueError, match="needs 2 axes"):
         NET.model(grid, 1.0)
 

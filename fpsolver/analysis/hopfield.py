@@ -31,13 +31,15 @@ Lagrangians with invertible Hessians.
 K = diag(H_v⁻¹, H_h⁻¹), temperature T; its Itô SDE is
 dx = −K ∇E dt + T ∇·K dt + sqrt(2 T K) dW and its stationary density is
 exp(−E/T)/Z (the T ∇·K term is what keeps it so when K varies; it is zero
-for constant K). The library's models take a diagonal mobility, constant
-or position-dependent, so this is built for Lagrangians that are sums over
-units, L(x) = Σ_i l_i(x_i) (:meth:`Lagrangian.elementwise`,
-:meth:`Lagrangian.log_cosh` with activation tanh, :meth:`Lagrangian.softplus`
-with the logistic activation, and diagonal quadratics): their Hessians are
-diagonal, K_ii = 1/l_i''(x_i). Coupled Lagrangians (non-diagonal Hessians)
-need a full tensor mobility, which the library does not have yet.
+for constant K). For Lagrangians that are sums over units, L(x) =
+Σ_i l_i(x_i) (:meth:`Lagrangian.elementwise`, :meth:`Lagrangian.log_cosh`
+with activation tanh, :meth:`Lagrangian.softplus` with the logistic
+activation, diagonal quadratics) the Hessians are diagonal and K is a
+diagonal mobility, K_ii = 1/l_i''(x_i), position-dependent unless the
+activation is linear; the grid and the particles both take it. Coupled
+Lagrangians (non-diagonal Hessians) give a full tensor mobility K(x),
+constant for quadratics, which the grid discretises; the particle backend
+takes diagonal mobilities only.
 
 **Learning U and I** (:meth:`Network.parametric_energy`): ∂E/∂U_ij =
 −g_i(v) f_j(h) and ∂E/∂I_i = −g_i(v), so Recall and Learn's update of U is
@@ -468,7 +470,9 @@ class Network:
 
         Constant mobility for diagonal quadratic Lagrangians; for other
         Lagrangians that are sums over units a callable diagonal mobility
-        1/l''(x) (the particles then add the Itô term T ∇·K).
+        1/l''(x) (the particles then add the Itô term T ∇·K); for coupled
+        Lagrangians (non-diagonal Hessians) a full tensor mobility, constant
+        for quadratics (the grid handles it; the particle backend does not).
 
         Parameters
         ----------
@@ -500,18 +504,16 @@ class Network:
                 f"`grid` needs {self.dv + self.dh} axes (visible first, then hidden), "
                 f"got {grid.ndim}: {grid.names}"
             )
-        if not (self.L_v.separable and self.L_h.separable):
-            raise ValueError(
-                "the Fokker–Planck model needs Lagrangians that are sums over units (diagonal "
-                "Hessians, a diagonal mobility K = H^-1); coupled Lagrangians with non-diagonal "
-                "Hessians need a full tensor mobility, which the library does not have yet"
-            )
         dv = self.dv
         k: Any
         if self.L_v.diagonal and self.L_h.diagonal:
             kv, kh = self.mobility()
             k = np.concatenate([np.diag(kv), np.diag(kh)])
-        else:
+        elif self.L_v.quadratic_matrix is not None and self.L_h.quadratic_matrix is not None:
+            kv, kh = self.mobility()  # coupled quadratic: a constant full tensor
+            k = np.block([[kv, np.zeros((dv, self.dh))], [np.zeros((self.dh, dv)), kh]])
+            kwargs.setdefault("mobility_kind", "tensor")
+        elif self.L_v.separable and self.L_h.separable:
 
             def k(*axes: np.ndarray) -> list[np.ndarray]:
                 x = np.stack(np.broadcast_arrays(*axes), axis=-1)
@@ -519,6 +521,9 @@ class Network:
                     [self.L_v.curvatures(x[..., :dv]), self.L_h.curvatures(x[..., dv:])], axis=-1
                 )
                 return list(np.moveaxis(1.0 / c, -1, 0))
+        else:
+            k = self._tensor_mobility()
+            kwargs.setdefault("mobility_kind", "tensor")
 
         def energy(*axes: np.ndarray) -> np.ndarray:
             x = np.stack(np.broadcast_arrays(*axes), axis=-1)
@@ -617,6 +622,19 @@ class Network:
 
         return ParametricEnergy(energy, theta_gradient=theta_gradient,
                                 space_gradient=space_gradient)  # fmt: skip
+
+    def _tensor_mobility(self):
+        """K(x) = diag(H_v(v)⁻¹, H_h(h)⁻¹) as a callable returning a nested d × d list."""
+        dv, d = self.dv, self.dv + self.dh
+
+        def k(*axes: np.ndarray) -> list[list[np.ndarray]]:
+            x = np.stack(np.broadcast_arrays(*axes), axis=-1)
+            full = np.zeros((*x.shape[:-1], d, d))
+            full[..., :dv, :dv] = np.linalg.inv(self.L_v.hessian(x[..., :dv]))
+            full[..., dv:, dv:] = np.linalg.inv(self.L_h.hessian(x[..., dv:]))
+            return [[full[..., i, j] for j in range(d)] for i in range(d)]
+
+        return k
 
     def sde_drift(self, v: Any, h: Any) -> tuple[np.ndarray, np.ndarray]:
         """Drift of Theorem 16 as printed: (K_v [U f − v + I], K_h [Uᵀ g − h])."""
