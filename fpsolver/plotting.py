@@ -139,6 +139,54 @@ def _image(ax: Any, da: xr.DataArray, cmap: str = "viridis", **kw: Any):
     return mesh
 
 
+def _mollweide(theta: np.ndarray, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mollweide map of colatitude θ and longitude φ (φ = π at the centre line).
+
+    Solves 2γ + sin 2γ = π sin(latitude) by Newton's method
+    (Snyder, Map Projections — A Working Manual, USGS 1987, §31).
+    """
+    lat = 0.5 * np.pi - np.asarray(theta, float)
+    lon = np.asarray(phi, float) - np.pi
+    gamma = lat.copy()
+    for _ in range(60):
+        f = 2 * gamma + np.sin(2 * gamma) - np.pi * np.sin(lat)
+        d = 2 + 2 * np.cos(2 * gamma)
+        step = np.where(d > 1e-12, f / np.where(d > 1e-12, d, 1.0), 0.0)
+        gamma = gamma - step
+        if np.max(np.abs(step)) < 1e-13:
+            break
+    gamma = np.where(np.abs(lat) >= 0.5 * np.pi, np.sign(lat) * 0.5 * np.pi, gamma)
+    return 2 * np.sqrt(2) / np.pi * lon * np.cos(gamma), np.sqrt(2) * np.sin(gamma)
+
+
+def _curved_grid(obj: Any) -> Any:
+    """The polar or sphere Grid of a result Dataset, or None (other grids draw in coordinates)."""
+    attrs = getattr(obj, "attrs", {})
+    if str(attrs.get("grid_geometry", "")) not in ("polar", "sphere"):
+        return None
+    from .core.grid import Grid
+
+    return Grid.from_attrs(attrs)
+
+
+def _natural_image(ax: Any, da: xr.DataArray, grid: Any, cmap: str = "viridis", **kw: Any):
+    """pcolormesh of a polar density on the disc, a sphere density on a Mollweide map."""
+    values = np.asarray(da.transpose(*grid.names).values)
+    e0, e1 = np.meshgrid(*grid.edges, indexing="ij")
+    if grid.kind == "polar":
+        x, y = e0 * np.cos(e1), e0 * np.sin(e1)
+        ax.set_xlabel("x = r cos φ")
+        ax.set_ylabel("y = r sin φ")
+    else:
+        x, y = _mollweide(e0, e1)
+        ax.set_xlabel("longitude φ (Mollweide)")
+        ax.set_ylabel("latitude π/2 − θ")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    ax.set_aspect("equal")
+    return ax.pcolormesh(x, y, values, shading="flat", cmap=cmap, **kw)
+
+
 def plot_density(
     obj: xr.Dataset | xr.DataArray,
     time: float | Sequence[float] | None = None,
@@ -235,6 +283,12 @@ def plot_density(
     else:
         da2 = da
     da2 = da2.transpose(*dims)
+    curved = _curved_grid(obj)
+    if curved is not None:  # the disc or a Mollweide map of the sphere
+        mesh = _natural_image(ax, da2, curved)
+        if colorbar:
+            ax.figure.colorbar(mesh, ax=ax, label="density")
+        return ax
     mesh = _image(ax, da2)
     if colorbar:
         ax.figure.colorbar(mesh, ax=ax, label="density")
@@ -613,6 +667,11 @@ def plot_current(model: Any, p: Any, *, ax: Any = None, density: bool = True, **
     True
     >>> matplotlib.pyplot.close("all")
     """
+    if getattr(getattr(model, "grid", None), "curved", False):
+        raise NotImplementedError(
+            f"plot_current draws streamlines on Cartesian grids; this grid is "
+            f"{model.grid.kind!r} (use model.current(p) for the face currents)"
+        )
     grid = model.grid
     cur = model.current(p)
     ax = _axes(ax)

@@ -284,3 +284,116 @@ def test_polar_ornstein_uhlenbeck_spectrum():
         errs.append(np.abs(np.sort(fp.spectrum(m, k=10)["rate"].values) - exact)[1:])
     order = _order(errs, ns)
     assert np.all(order[-1] > 1.9), order
+
+
+# -- particles and compare -------------------------------------------------------
+# compare's chi-square p-values at 3 saved times, each tested at 1e-3: a false alarm
+# rate below 3e-3 for a correct particle model (seeds fixed, so the test is deterministic).
+ALPHA = 1e-3
+
+
+def _particles_vs_grid(model, p0, seed=0, **kw):
+    kw = dict(n=20_000, t_end=0.5, dt=5e-3, save_every=0.25, seed=seed) | kw
+    parts = fp.simulate_particles(model, p0, **kw)
+    ds = model.solve(p0, t_end=kw["t_end"], dt=0.01, save_every=kw["save_every"])
+    return fp.compare(ds, parts)["p_value"].values
+
+
+def _vmf():
+    g = fp.Grid.sphere(n_theta=12, n_phi=12)
+    return fp.FokkerPlanck(g, energy=lambda theta, phi: -2.0 * np.cos(theta), temperature=1.0)
+
+
+def test_compare_accepts_particles_on_the_sphere():
+    """von Mises–Fisher equilibrium stays put under the embedded (chart-free) particle moves."""
+    m = _vmf()
+    assert np.all(_particles_vs_grid(m, m.equilibrium()) > ALPHA)
+
+
+def test_compare_rejects_particles_without_the_metric_term(monkeypatch):
+    """Power: moving in (θ, φ) without T ∂_a ln √g is detected at the first save after 0."""
+    from fpsolver.sampling import particles
+
+    m = _vmf()
+    monkeypatch.setattr(
+        particles, "_dynamics_for", lambda mm: particles._CurvedDynamics(mm, metric_term=False)
+    )
+    p = _particles_vs_grid(m, m.equilibrium())
+    assert p[0] > ALPHA and np.all(p[1:] < 1e-12)
+
+
+def test_particles_on_disc_and_torus():
+    g = fp.Grid.polar(r=(0, 3, 24), phi=24)
+    m = fp.FokkerPlanck(g, energy=lambda r, phi: 0.5 * r**2, temperature=0.5)
+    bump = np.exp(
+        -((g.mesh()[0] * np.cos(g.mesh()[1]) - 0.8) ** 2 + (g.mesh()[0] * np.sin(g.mesh()[1])) ** 2)
+        / 0.6
+    )
+    p0 = bump / np.sum(g.volumes * bump)
+    assert np.all(_particles_vs_grid(m, g.data_array(p0, "p")) > ALPHA)  # through the centre
+    t = fp.Grid.torus(theta=12, phi=12, major=2.0, minor=1.0)
+    mt = fp.FokkerPlanck(t, energy=lambda theta, phi: np.cos(theta) + 0.5 * np.sin(phi))
+    assert np.all(
+        _particles_vs_grid(mt, mt.equilibrium(), n=10_000, t_end=0.25, save_every=0.125) > ALPHA
+    )
+
+
+def test_particles_refuse_what_they_cannot_move():
+    g = fp.Grid.sphere(n_theta=6, n_phi=8)
+    m = fp.FokkerPlanck(g, energy=lambda theta, phi: 0 * theta, mobility=(1.0, 2.0))
+    with pytest.raises(NotImplementedError, match="constant scalar mobility"):
+        fp.simulate_particles(m, m.equilibrium(), n=10, t_end=0.1, dt=0.01)
+    back = fp.Grid.from_attrs(_grids()["curvilinear"].to_attrs())
+    mb = fp.FokkerPlanck(back, energy=lambda r, phi: 0 * r)
+    with pytest.raises(NotImplementedError, match="scale factors"):
+        fp.simulate_particles(mb, mb.equilibrium(), n=10, t_end=0.1, dt=0.01)
+
+
+# -- every entry point --------------------------------------------------------------
+def test_analysis_entry_points_on_a_disc():
+    g = fp.Grid.polar(r=(0, 3, 12), phi=12)
+    m = fp.FokkerPlanck(
+        g, energy=lambda r, phi: 0.5 * r**2, temperature=0.5, boundary={"r": "absorbing"}
+    )
+    mfpt = fp.mean_first_passage_time(
+        fp.FokkerPlanck(g, energy=lambda r, phi: 0.5 * r**2), lambda r, phi: r > 2.5
+    )
+    assert np.all(np.isfinite(mfpt.values)) and float(mfpt.max()) > 0
+    c = fp.committor(
+        fp.FokkerPlanck(g, energy=lambda r, phi: 0 * r),
+        lambda r, phi: r < 0.5,
+        lambda r, phi: r > 2.5,
+    )
+    assert 0 <= float(c.min()) and float(c.max()) <= 1
+    ds = m.solve(fp.gaussian(g, mean=(1.0, 1.0), cov=0.2), t_end=0.5, dt=0.1)
+    assert np.all(np.diff(ds["mass"].values) <= 0) and float(ds["mass"][-1]) < 1  # survival
+    with pytest.raises(NotImplementedError, match="lyapunov.*curved grids.*'polar'"):
+        fp.lyapunov(g, lambda r, phi: (-r, 0 * r), 0.5)
+    with pytest.raises(NotImplementedError, match="conditioning.*curved grids"):
+        fp.condition(m, {"r": 1.0})
+
+
+def test_plots_in_natural_geometry():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from fpsolver import plotting
+
+    for g in (fp.Grid.polar(r=(0, 2, 6), phi=8), fp.Grid.sphere(n_theta=6, n_phi=8)):
+        m = fp.FokkerPlanck(g, energy=lambda a, b: np.cos(b), temperature=1.0)
+        ds = m.solve(m.equilibrium(), t_end=0.2, dt=0.1)
+        ax = plotting.plot_density(ds)
+        (mesh,) = ax.collections
+        xy = mesh.get_coordinates()
+        radius = np.hypot(xy[..., 0], xy[..., 1])
+        if g.kind == "polar":  # a disc of radius 2
+            assert abs(radius.max() - 2.0) < 1e-12 and radius.min() == 0
+        else:  # the Mollweide ellipse: |x| ≤ 2√2, |y| ≤ √2
+            x, y = xy[..., 0], xy[..., 1]
+            assert np.max((x / (2 * np.sqrt(2))) ** 2 + (y / np.sqrt(2)) ** 2) < 1 + 1e-12
+            assert abs(np.abs(y).max() - np.sqrt(2)) < 1e-12
+        with pytest.raises(NotImplementedError, match="plot_current.*Cartesian"):
+            plotting.plot_current(m, m.equilibrium())
+        plt.close("all")

@@ -54,7 +54,7 @@ from scipy.special import logsumexp
 
 from ..core import diagnostics as dg
 from ..core.boundary import Boundary
-from ..core.grid import Grid, cell_array
+from ..core.grid import Grid, cell_array, require_flat
 from ..core.model import Model
 
 __all__ = [
@@ -366,6 +366,7 @@ def conditioning(model: Model, visible: Any, names: Sequence[str] | None = None)
     """
     if not isinstance(model, Model):
         raise TypeError(f"`model` must be an fpsolver.FokkerPlanck, got {type(model).__name__}")
+    require_flat(model.grid, "conditioning (marginals over Cartesian cells)")
     if model.has_force:
         raise ValueError(
             "`model` has a non-conservative force: its stationary density is not "

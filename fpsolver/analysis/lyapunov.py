@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..core.grid import Grid
+from ..core.grid import Grid, require_flat
 from ..core.model import Model, _positive_scalar
 from ..discrete.operator import Operator
 
@@ -156,6 +156,7 @@ def lyapunov(
 
     if not isinstance(grid, Grid):
         raise TypeError(f"`grid` must be an fpsolver.Grid, got {type(grid).__name__}")
+    require_flat(grid, "lyapunov (a drift given in coordinates)")
     T = _positive_scalar(temperature, "temperature")
     if diffusion is None:
         diffusion = T

@@ -608,6 +608,23 @@ class Grid:
         return np.asarray(call_field(func, self.names, points), dtype=float)
 
 
+def require_flat(grid: Grid, what: str) -> None:
+    """Refuse a curved grid in a tool that assumes Cartesian coordinates.
+
+    Examples
+    --------
+    >>> require_flat(Grid.sphere(n_theta=4, n_phi=4), "this tool")
+    Traceback (most recent call last):
+    ...
+    NotImplementedError: this tool does not support curved grids (this grid is 'sphere'); ...
+    """
+    if grid.curved:
+        raise NotImplementedError(
+            f"{what} does not support curved grids (this grid is {grid.kind!r}); it assumes "
+            "Cartesian coordinates: use a Grid(...) without a metric"
+        )
+
+
 def _curved_from_attrs(grid: Grid, kind: str, attrs: Mapping[str, Any]) -> Grid:
     """Attach the geometry described by :meth:`Grid.to_attrs` attributes."""
     from . import geometry as geo

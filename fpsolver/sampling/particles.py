@@ -367,6 +367,8 @@ def _initial(plan: _Plan, rng: np.random.Generator, start: int, m: int) -> np.nd
         e = grid.edges[a]
         w = grid.widths[a]
         pos[a] = e[idx[a]] + w[idx[a]] * rng.random(m)
+    if grid.curved:
+        _measure_positions(grid, idx, pos, rng)
     return pos
 
 
@@ -594,7 +596,7 @@ def drift_stiffness(
         return 0.0
     mesh = np.meshgrid(*axes, indexing="ij")
     pos = np.stack([m.ravel() for m in mesh])
-    drift = [np.reshape(f, mesh[0].shape) for f in _Dynamics(model).drift(pos)]
+    drift = [np.reshape(f, mesh[0].shape) for f in _dynamics_for(model).drift(pos)]
     total = np.zeros(mesh[0].shape)
     for f in drift:
         rate = sum(np.abs(np.gradient(f, c, axis=b)) for b, c in enumerate(axes))
@@ -880,7 +882,7 @@ def simulate_particles(
     children = ss.spawn(n_blocks)
     plan = _Plan(
         model,
-        _Dynamics(model),
+        _dynamics_for(model),
         _Walls.of(model),
         steps,
         ends,
@@ -1076,7 +1078,7 @@ class ParticleBlocks:
         if self._plan is None:
             m = self.model
             self._plan = _Plan(
-                m, _Dynamics(m), _Walls.of(m), self.steps, self.ends, self.save_after,
+                m, _dynamics_for(m), _Walls.of(m), self.steps, self.ends, self.save_after,
                 self.n, self.init_cdf, self.init_positions,
             )  # fmt: skip
         return self._plan
@@ -1104,3 +1106,185 @@ class ParticleBlocks:
             raise ValueError(f"the sums lack {len(missing)} block(s), first {missing[0]}")
         results = [sums.blocks[b] for b in range(self.n_blocks)]
         return _particle_dataset(self.model, self.times, sums.counts, results, self.attrs)
+
+
+# ---------------------------------------------------------------------------
+# curved grids: the metric's drift, chart-free moves on the disc and sphere
+# ---------------------------------------------------------------------------
+def _dynamics_for(model: Model) -> Any:
+    """The step of `model`: :class:`_Dynamics`, or :class:`_CurvedDynamics` on a curved grid."""
+    return _CurvedDynamics(model) if model.grid.curved else _Dynamics(model)
+
+
+def _angle_into(phi: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Angles mapped into the turn centred on the axis [lo, hi] (in place)."""
+    mid = 0.5 * (lo + hi)
+    phi -= mid - np.pi
+    np.mod(phi, 2.0 * np.pi, out=phi)
+    phi += mid - np.pi
+    return phi
+
+
+class _CurvedDynamics:
+    r"""Euler–Maruyama for the covariant equation on a curved orthogonal grid.
+
+    For ρ = √g p in coordinates the Itô SDE has drift
+    μ^a = k g^{aa} (F_a − ∂_a E) + (T/√g) ∂_a(√g k g^{aa}) and noise
+    sqrt(2 T k) / h_a (a scalar mobility k). On the disc and the sphere the
+    particles move in the embedding instead (a Cartesian step in the plane;
+    on the sphere a step in the tangent plane followed by renormalisation
+    to the unit vector), so nothing blows up at the centre or the poles:
+    the metric term is then implicit in the chart map. ``metric_term=False``
+    (tests only) drops it and moves in coordinates: the wrong model.
+    """
+
+    def __init__(self, model: Model, *, metric_term: bool = True, chart: bool = False) -> None:
+        grid = model.grid
+        geo = grid.geometry
+        if geo.scale is None:
+            raise NotImplementedError(
+                "particles need the scale factors of the grid's metric; a curvilinear grid "
+                "read back from attributes has only its cell measures: rebuild it with "
+                "Grid.curvilinear(scale_factors=...)"
+            )
+        self.nd, self.T = grid.ndim, model.temperature
+        self._grad, self.gradient_source = _energy_gradient(model)
+        k_const, _ = _mobility_field(model)
+        if k_const is None or not np.all(k_const == k_const[0]):
+            raise NotImplementedError(
+                "particles on curved grids support a constant scalar mobility (the same on "
+                f"every axis); this model's mobility varies (grid kind {grid.kind!r})"
+            )
+        self.k = float(k_const[0])
+        self.k_const = None
+        self._force, self.f_const = _force_field(model)
+        self.scale = geo.scale
+        self.kind = geo.kind if (metric_term and not chart) else "chart"
+        self.metric_term = metric_term
+        self.radius = dict(geo.params).get("radius", 1.0)
+        self.lo = [float(e[0]) for e in grid.edges]
+        self.hi = [float(e[-1]) for e in grid.edges]
+        self.steps = [1e-6 * max(1.0, abs(h - lo)) for lo, h in zip(self.lo, self.hi)]
+
+    def _drive(self, pos: np.ndarray) -> list[np.ndarray]:
+        """Covariant F_a − ∂_a E at positions (per coordinate unit)."""
+        g = self._grad(pos) if self._grad is not None else None
+        f = self._force(pos) if self._force is not None else None
+        return [
+            np.broadcast_to(
+                (f[a] if f is not None else self.f_const[a]) - (g[a] if g is not None else 0.0),
+                pos[0].shape,
+            )
+            for a in range(self.nd)
+        ]
+
+    def _metric_drift(self, pos: np.ndarray) -> list[np.ndarray]:
+        """(T k / √g) ∂_a(√g / h_a²) by central differences of the scale factors."""
+        out = []
+        for a in range(self.nd):
+            vals = []
+            for s in (1.0, -1.0):
+                p = [np.asarray(x) for x in pos]
+                p[a] = pos[a] + s * self.steps[a]
+                h = self.scale(p)
+                vals.append(np.prod(np.stack(h), axis=0) / h[a] ** 2)
+            h = self.scale(list(pos))
+            sqrt_g = np.prod(np.stack(h), axis=0)
+            out.append(self.T * self.k * (vals[0] - vals[1]) / (2 * self.steps[a]) / sqrt_g)
+        return out
+
+    def drift(self, pos: np.ndarray) -> list[np.ndarray]:
+        """The coordinate drift k g^aa (F_a − ∂_a E), without the metric term (for stiffness)."""
+        h = self.scale(list(pos))
+        return [self.k * d / h[a] ** 2 for a, d in enumerate(self._drive(pos))]
+
+    def increment(
+        self, pos: np.ndarray, noise: np.ndarray, tmp: np.ndarray, dt: float
+    ) -> list[Any]:
+        """Advance `pos` (nd, m) in place by one step; the per-axis noise variances."""
+        if self.kind == "polar":
+            return self._step_disc(pos, noise, dt)
+        if self.kind == "sphere":
+            return self._step_sphere(pos, noise, dt)
+        return self._step_chart(pos, noise, dt)
+
+    def _step_chart(self, pos: np.ndarray, noise: np.ndarray, dt: float) -> list[Any]:
+        h = self.scale(list(pos))
+        drive = self._drive(pos)
+        extra = self._metric_drift(pos) if self.metric_term else [0.0] * self.nd
+        sig2 = []
+        for a in range(self.nd):
+            s2 = 2.0 * self.T * self.k * dt / h[a] ** 2
+            sig2.append(s2)
+            pos[a] += dt * (self.k * drive[a] / h[a] ** 2 + extra[a]) + np.sqrt(s2) * noise[a]
+        return sig2
+
+    def _step_disc(self, pos: np.ndarray, noise: np.ndarray, dt: float) -> list[Any]:
+        r, phi = pos
+        d = self._drive(pos)
+        vr = self.k * d[0]
+        vp = self.k * d[1] / np.maximum(r, 1e-300)
+        c, s = np.cos(phi), np.sin(phi)
+        sig = np.sqrt(2.0 * self.T * self.k * dt)
+        x = r * c + dt * (vr * c - vp * s) + sig * noise[0]
+        y = r * s + dt * (vr * s + vp * c) + sig * noise[1]
+        pos[0] = np.hypot(x, y)
+        pos[1] = _angle_into(np.arctan2(y, x), self.lo[1], self.hi[1])
+        return [sig * sig, sig * sig / np.maximum(pos[0], 1e-300) ** 2]
+
+    def _step_sphere(self, pos: np.ndarray, noise: np.ndarray, dt: float) -> list[Any]:
+        th, phi = pos
+        a = self.radius
+        d = self._drive(pos)
+        st, ct, sp, cp = np.sin(th), np.cos(th), np.sin(phi), np.cos(phi)
+        sig = np.sqrt(2.0 * self.T * self.k * dt) / a  # on the unit sphere
+        u_t = dt * self.k * d[0] / a**2 + sig * noise[0]  # along e_theta
+        u_p = dt * self.k * d[1] / (a**2 * np.maximum(st, 1e-300)) + sig * noise[1]  # e_phi
+        x = st * cp + u_t * ct * cp - u_p * sp
+        y = st * sp + u_t * ct * sp + u_p * cp
+        z = ct - u_t * st
+        pos[0] = np.arctan2(np.hypot(x, y), z)
+        pos[1] = _angle_into(np.arctan2(y, x), self.lo[1], self.hi[1])
+        s2 = sig * sig * a * a
+        return [s2 / a**2, s2 / (a * np.maximum(np.sin(pos[0]), 1e-300)) ** 2]
+
+
+def _measure_positions(grid: Grid, idx: tuple, pos: np.ndarray, rng: np.random.Generator) -> None:
+    """Redraw positions inside their cells uniformly in the grid's measure (in place)."""
+    kind = grid.kind
+    e0 = grid.edges[0]
+    lo, hi = e0[idx[0]], e0[idx[0] + 1]
+    u = rng.random(pos.shape[1])
+    if kind == "polar":
+        pos[0] = np.sqrt(lo * lo + u * (hi * hi - lo * lo))
+        return
+    if kind == "sphere":
+        c = np.cos(lo) - u * (np.cos(lo) - np.cos(hi))
+        pos[0] = np.arccos(np.clip(c, -1.0, 1.0))
+        return
+    scale = grid.geometry.scale
+    if scale is None:
+        return  # read-back metric: uniform in coordinates
+    flat = np.ravel_multi_index(idx, grid.shape)
+    bound = 1.25 * _cell_measure_bound(grid, scale).ravel()[flat]
+    todo = np.arange(pos.shape[1])
+    while todo.size:
+        trial = [
+            grid.edges[a][idx[a][todo]] + grid.widths[a][idx[a][todo]] * rng.random(todo.size)
+            for a in range(grid.ndim)
+        ]
+        dens = np.prod(np.stack(scale(trial)), axis=0)
+        ok = rng.random(todo.size) * bound[todo] <= dens
+        for a in range(grid.ndim):
+            pos[a, todo[ok]] = trial[a][ok]
+        todo = todo[~ok]
+
+
+def _cell_measure_bound(grid: Grid, scale: Callable) -> np.ndarray:
+    """max of √g over each cell's corners and centre (a rejection bound)."""
+    corners = np.prod(np.stack(scale(list(np.meshgrid(*grid.edges, indexing="ij")))), axis=0)
+    out = np.prod(np.stack(scale(list(grid.mesh()))), axis=0)
+    for off in np.ndindex(*(2,) * grid.ndim):
+        sl = tuple(slice(o, o + n) for o, n in zip(off, grid.shape))
+        out = np.maximum(out, corners[sl])
+    return out
