@@ -397,3 +397,22 @@ def test_plots_in_natural_geometry():
         with pytest.raises(NotImplementedError, match="plot_current.*Cartesian"):
             plotting.plot_current(m, m.equilibrium())
         plt.close("all")
+
+
+def test_config_curved_grids():
+    from fpsolver.cli.config import ConfigError, parse_config
+
+    rest = {"initial": {"type": "equilibrium"}, "solve": {"t_end": 1.0}}
+    model = {"energy": "0", "temperature": 1.0}
+    cases = {
+        "sphere": ({"n_theta": 12, "n_phi": 24, "radius": 2.0}, fp.Grid.sphere(12, 24, radius=2.0)),
+        "polar": ({"r": [0, 3, 10], "phi": 16}, fp.Grid.polar(r=(0, 3, 10), phi=16)),
+        "torus": ({"theta": 8, "phi": 8, "major": 2, "minor": 1}, fp.Grid.torus(8, 8)),
+    }
+    for kind, (keys, grid) in cases.items():
+        cfg = parse_config({"grid": {"kind": kind, **keys}, "model": model, **rest})
+        assert cfg.grid == grid
+    with pytest.raises(ConfigError, match="grid.x: unknown key; valid keys: kind, n_theta"):
+        parse_config({"grid": {"kind": "sphere", "x": 3}, "model": model, **rest})
+    with pytest.raises(ConfigError, match="grid.kind: must be one of cartesian, polar, sphere"):
+        parse_config({"grid": {"kind": "disc"}, "model": model, **rest})

@@ -34,6 +34,9 @@ Schema (all sections but ``[grid]`` and ``[model]`` are optional)::
     x = [-2.5, 2.5, 128]             # [lower, upper, cells] ...
     y = { edges = [0, 0.5, 1.5, 3] } # ... or explicit edges
     periodic = []                    # names of periodic axes
+    # or a curved grid: kind = "polar" (r = [0, 3, 120], phi = 96),
+    # "sphere" (n_theta = 48, n_phi = 96, radius = 1), "torus"
+    # (theta = 64, phi = 64, major = 2, minor = 1); axes as in Grid.polar ...
 
     [model]
     energy = "(x**2 - 1)**2 + 0.5*y**2"   # expression, number or reference
@@ -627,6 +630,8 @@ def _cells(key: str, value: Any) -> int:
 def _grid(table: _Table):
     from ..core.grid import Grid
 
+    if table.has("kind"):
+        return _curved_grid(table)
     periodic = table.raw("periodic", [])
     if isinstance(periodic, str):
         periodic = [periodic]
@@ -646,6 +651,44 @@ def _grid(table: _Table):
     check_memory(table.path, cells)
     try:
         return Grid(periodic=tuple(periodic), **axes)
+    except ValueError as err:
+        raise ConfigError(f"{table.path}: {err}") from None
+
+
+#: Keys of the curved grid kinds (``[grid] kind = ...``).
+CURVED_GRIDS = {
+    "cartesian": (),
+    "polar": ("r", "phi"),
+    "sphere": ("n_theta", "n_phi", "radius"),
+    "torus": ("theta", "phi", "major", "minor"),
+}
+
+
+def _curved_grid(table: _Table):
+    """``[grid] kind = "polar" | "sphere" | "torus"`` (see :meth:`fpsolver.Grid.polar` ...)."""
+    from ..core.grid import Grid
+
+    kind = table.get_str("kind", choices=tuple(CURVED_GRIDS))
+    if kind == "cartesian":
+        rest = {k: v for k, v in table.data.items() if k != "kind"}
+        return _grid(_Table(rest, table.path))
+    table.check_keys(("kind", *CURVED_GRIDS[kind]))
+    kw: dict[str, Any] = {}
+    for name in CURVED_GRIDS[kind]:
+        if not table.has(name):
+            continue
+        v = table.raw(name)
+        key = table.key(name)
+        if name in ("radius", "major", "minor"):
+            kw[name] = _number(key, v)
+        elif isinstance(v, (list, Mapping)):
+            kw[name] = _axis(key, v)
+        else:
+            kw[name] = _cells(key, v)
+    cells = [kw.get(n, 64) for n in CURVED_GRIDS[kind][:2]]
+    check_memory(table.path, math.prod(c[2] if isinstance(c, tuple) else np.size(c) for c in cells))
+    try:
+        return getattr(Grid, kind)(**kw)
     except ValueError as err:
         raise ConfigError(f"{table.path}: {err}") from None
 
