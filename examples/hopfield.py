@@ -8,7 +8,10 @@ noise-free drift reproduces exactly; its Langevin particles agree with it;
 the SDE printed in the theory notes' Theorem 16 carries one factor of K too
 many and settles to another law. Finally Recall and Learn fits U and I to
 samples of the visible unit alone: the update of U is the Hebbian
-⟨g f⟩_clamped − ⟨g f⟩_free.
+⟨g f⟩_clamped − ⟨g f⟩_free. Last, a network with two linear visible units
+and one tanh hidden unit stores two patterns by the same learning rule and
+recalls each from a corrupted copy (hopfield_patterns.png: the visible
+free-energy landscape before and after learning).
 
     python examples/hopfield.py --outdir results [--quick]
 """
@@ -25,7 +28,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import fpsolver as fp
-from fpsolver.analysis.hopfield import Network
+from fpsolver.analysis.hopfield import Lagrangian, Network
 from fpsolver.analysis.learning import ParametricEnergy
 from fpsolver.api.learning import recall_and_learn
 
@@ -108,6 +111,38 @@ def figure(results, fit, ml, path: Path) -> Path:
     return path
 
 
+PATTERNS = np.array([[1.0, 0.6], [-0.8, -1.0]])
+
+
+def store_patterns(cells: int):
+    """Learn U, I of a 2-visible, 1-hidden (tanh) network from two patterns at T = 0.1."""
+    net0 = Network(U=[[0.3], [-0.1]], I=[0.0, 0.0], L_v=1.0, L_h=Lagrangian.log_cosh(1))
+    grid = fp.Grid(v1=(-2.2, 2.2, cells), v2=(-2.2, 2.2, cells), h=(-3, 3, cells))
+    fit = recall_and_learn(net0.parametric_energy(), net0.parameters(), PATTERNS, grid,
+                           visible=["v1", "v2"], temperature=0.1, steps=400, lr=0.1,
+                           parameters=net0.parameter_names())  # fmt: skip
+    return net0, net0.with_parameters(fit["theta"].values[-1]), grid
+
+
+def pattern_figure(net0: Network, net: Network, grid, path: Path) -> Path:
+    fig, axs = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    for ax, network, title in ((axs[0], net0, "before"), (axs[1], net, "after")):
+        e = network.model(grid, 0.1).energy
+        f = -0.1 * np.log(np.sum(np.exp(-(e - e.min()) / 0.1) * grid.widths[2], axis=2))
+        cs = ax.contourf(grid.centers[0], grid.centers[1], f.T, 20)
+        fig.colorbar(cs, ax=ax)
+        ax.plot(*PATTERNS.T, "w*", ms=12, label="patterns")
+        rest = np.array([network.fixed_point(xi, [0.0])[:2] for xi in PATTERNS])
+        ax.plot(*rest.T, "ro", mfc="none", ms=9, label="ODE rest points")
+        ax.set_xlabel("v1")
+        ax.set_ylabel("v2")
+        ax.set_title(f"visible free energy F(v), {title} learning")
+        ax.legend(fontsize="small", loc="lower right")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def main(argv: list[str] | None = None) -> list[Path]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--outdir", type=Path, default=Path("results"))
@@ -138,7 +173,20 @@ def main(argv: list[str] | None = None) -> list[Path]:
           f"{u_ml:.4f}, {i_ml:.4f})")  # fmt: skip
     path = figure(results, fit, (u_ml, i_ml), args.outdir / "hopfield.png")
     print(path)
-    return [path]
+
+    net0, net, pgrid = store_patterns(20)
+    for k, xi in enumerate(PATTERNS):
+        before = np.linalg.norm(net0.fixed_point(xi, [0.0])[:2] - xi)
+        after = np.linalg.norm(net.fixed_point(xi, [0.0])[:2] - xi)
+        print(f"pattern {k + 1}: nearest rest point at {before:.3f} before learning, "
+              f"{after:.3f} after")  # fmt: skip
+    corrupted = PATTERNS + np.array([[-0.6, 0.5], [0.7, -0.4]])
+    v, _ = net.settle(corrupted, np.zeros((2, 1)))
+    recalled = np.argmin(np.linalg.norm(v[:, None] - PATTERNS[None], axis=-1), axis=1) + 1
+    print(f"corrupted patterns 1, 2 recalled as patterns {recalled[0]}, {recalled[1]}")
+    second = pattern_figure(net0, net, pgrid, args.outdir / "hopfield_patterns.png")
+    print(second)
+    return [path, second]
 
 
 if __name__ == "__main__":
