@@ -5,6 +5,8 @@ the exact-in-time solution of the *same* semi-discretisation
 (expm_multiply), so the spatial error does not pollute the slope.
 """
 
+import warnings
+
 import numpy as np
 import pytest
 from helpers import ULP, l1
@@ -245,3 +247,52 @@ def test_l_stability_one_huge_step(method):
     else:
         p = fp.solve(model, p0, 1e6, dt=1e6, method=method).p[-1].values
         assert l1(grid, p, q) < 1e-5  # R(z) = O(1/z): ~1e-6 for the slowest mode
+
+
+# -- the default global time-error control ------------------------------------
+def test_spatial_error_estimate_is_the_midpoint_rule_error_of_a_parabola():
+    from fpsolver.integrate.steppers import spatial_error_estimate
+
+    g = fp.Grid(x=(0, 1, 50), y=(0, 2, 40))
+    x, y = g.meshgrid() if hasattr(g, "meshgrid") else np.meshgrid(*g.centers, indexing="ij")
+    p = 3 * x**2 + y**2  # δ²_x p = 6 h_x², δ²_y p = 2 h_y², everywhere
+    hx, hy = 1 / 50, 2 / 40
+    V = g.volumes
+    expected = (np.sum(V[1:-1, :]) * 6 * hx**2 + np.sum(V[:, 1:-1]) * 2 * hy**2) / 24
+    assert spatial_error_estimate(p, V) == pytest.approx(expected, rel=1e-12)
+
+
+def _coupled(n=32):
+    g = fp.Grid(x=(-2.5, 2.5, n), y=(-2.5, 2.5, n))
+    return fp.FokkerPlanck(
+        g, energy=lambda x, y: (x**2 - 1) ** 2 + 0.5 * y**2 + 0.2 * x * y, temperature=0.5
+    )
+
+
+def test_default_meets_its_global_time_error_target_at_one_rung():
+    model = _coupled()
+    p0 = fp.gaussian(model.grid, (-1, 0), 0.04)
+    with warnings.catch_warnings():  # a stiff remnant may undershoot by < 1e-7 (see below)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ds = model.solve(p0, 2.0)
+    a = ds.attrs
+    assert a["method"] == "adaptive" and a["error_control"] == "global"
+    exact = fp.solve(model, p0, 2.0, dt=2.0, method="exponential").p[-1].values
+    err = float(np.sum(model.grid.volumes * np.abs(ds.p[-1].values - exact)))
+    # the time error is below the target, and the a-posteriori estimate bounds it
+    assert err <= a["time_error_target"] and err <= a["time_error_estimate"]
+    assert a["time_error_estimate"] < 3 * err
+    h = ds.step_size.values[1:]
+    np.testing.assert_array_equal(h, h[0])  # one rung: one factorisation for the run
+    assert a["factorizations"] <= 2
+    # any undershoot is part of the time error, so it is below the target too
+    assert ds.negative_mass.values.max() <= a["time_error_target"]
+    assert abs(float(ds.mass[-1]) - 1) < 1e-12
+
+
+def test_explicit_rtol_keeps_the_per_step_control():
+    model = _coupled(16)
+    p0 = fp.gaussian(model.grid, (-1, 0), 0.04)
+    ds = model.solve(p0, 1.0, rtol=1e-4)
+    assert ds.attrs["rtol"] == 1e-4 and "error_control" not in ds.attrs
+    assert "time_error_estimate" not in ds.attrs

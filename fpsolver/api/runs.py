@@ -51,7 +51,7 @@ def solve(
     *,
     save_every: float | None = None,
     save_at: Sequence[float] | None = None,
-    rtol: float = 1e-4,
+    rtol: float | None = None,
     atol: float = 1e-8,
     tol: float = 1e-8,
     t_max: float | None = None,
@@ -163,7 +163,8 @@ def solve(
     if getattr(model, "time_dependent", False):  # a protocol: fpsolver.integrate.protocol_run
         unsupported = dict(checkpoint=checkpoint, resume=resume, trackers=list(trackers))
         return solve_protocol(
-            model, p0, t_end, dt, method, save_every=save_every, save_at=save_at, rtol=rtol,
+            model, p0, t_end, dt, method, save_every=save_every, save_at=save_at,
+            rtol=1e-4 if rtol is None else rtol,
             atol=atol, max_steps=max_steps, linear_solver=linear_solver, callback=callback,
             threads=threads, unsupported=dict(unsupported, t_max=t_max),
         )  # fmt: skip
@@ -187,6 +188,8 @@ def solve(
         save_every = stepper.dt
     if save_every is not None:
         stepper.align(positive(save_every, "save_every"))
+    if t_final is not None:
+        stepper.plan(t_final)
     schedule = SaveSchedule(t_stop, every=save_every, at=save_at, every_step=stepper.adaptive)
     _check_max_steps(stepper, t_final, max_steps)
     _warn_if_slow(stepper, t_final, method)
@@ -364,8 +367,10 @@ def _attrs(op: Operator, stepper: Stepper, method: str, t_end: Any) -> dict[str,
         "equilibrium_free_energy": op.equilibrium_free_energy,
         **grid.to_attrs(),
     }
-    if stepper.adaptive:
+    if stepper.adaptive and stepper.rtol is not None:
         attrs.update(rtol=stepper.rtol, atol=stepper.atol)
+    elif stepper.adaptive:
+        attrs.update(error_control="global", atol=stepper.atol)
     return attrs
 
 
@@ -374,6 +379,9 @@ def _final(attrs: dict[str, Any], stepper: Stepper) -> dict[str, Any]:
     out = dict(attrs, factorizations=stepper.factorizations, steps=stepper.steps)
     if stepper.adaptive:
         out["rejected_steps"] = stepper.rejected_steps
+    for key in ("time_error_target", "time_error_estimate", "spatial_error"):
+        if getattr(stepper, key, None) is not None:
+            out[key] = getattr(stepper, key)
     if stepper.linear is not None and stepper.linear.kind in ("cg", "amg", "bicgstab"):
         out["cg_iterations"] = stepper.linear.iterations
     return out
