@@ -94,11 +94,15 @@ def solve(
     save_at : sequence of float, optional
         Save at these times (and at t_end). Steps land exactly on every
         save time. Without either, every step is saved.
-    rtol, atol : float
-        Adaptive method only: the local error estimate e of each step must
-        satisfy Σ V|e| ≤ atol + rtol·Σ V|p|: the L¹ error committed in one
-        step, relative to the mass (1e-4: at most 0.01 % of the probability
-        misplaced per step).
+    rtol, atol : float, optional
+        Adaptive method only. Without `rtol` (the default) and with a finite
+        `t_end`, the L¹ time error at `t_end` is kept below atol + half the
+        grid's estimated spatial error
+        (:class:`~fpsolver.integrate.steppers.AdaptiveTRBDF2`;
+        ``attrs["error_control"] = "global"``). With `rtol` (and when `dt`
+        is given or ``t_end="equilibrium"``, where rtol = 1e-4), the local
+        error estimate e of each step must satisfy Σ V|e| ≤ atol + rtol·Σ V|p|:
+        the L¹ error committed in one step, relative to the mass.
     tol : float
         Equilibrium stop: the relative-entropy threshold.
     t_max : float, optional
