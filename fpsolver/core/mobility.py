@@ -223,6 +223,9 @@ def parse_mobility(
         kind_out = "scalar" if chosen == "scalar" else "diagonal"
         return MobilityField(kind_out, _frozen(diag), None, func)
     check_spd(K, name)
+    KT = np.swapaxes(K, 0, 1)
+    if np.max(np.abs(K - KT)) <= 1e-14 * np.max(np.abs(K)):
+        K = 0.5 * (K + KT)  # symmetric up to rounding (e.g. R D Rᵀ): exactly symmetric
     return MobilityField("tensor", _frozen(diag), _frozen(K), func)
 
 

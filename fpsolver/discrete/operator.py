@@ -88,13 +88,10 @@ class Operator:
     @cached_property
     def generator(self) -> sp.csr_array:
         """The sparse generator L with dp/dt = L p (cells in C order)."""
-        L = sg.generator_matrix(self.grid.volumes, self.links, self.walls)
-        if self.antisymmetric_faces is not None:
-            L = sp.csr_array(
-                L
-                + antisymmetric.antisymmetric_generator(self.grid.volumes, self.antisymmetric_faces)
-            )
-        return L
+        extra, faces = None, self.antisymmetric_faces
+        if faces is not None:
+            extra = antisymmetric.antisymmetric_triplets(self.grid.volumes, faces)
+        return sg.generator_matrix(self.grid.volumes, self.links, self.walls, extra)
 
     @cached_property
     def antisymmetric_faces(self) -> list[dict] | None:

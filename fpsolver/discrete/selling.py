@@ -9,7 +9,7 @@ combination of rank-one matrices along integer offsets,
 
 with d(d+1)/2 terms: Selling's decomposition (Voronoi's first reduction),
 computed from a *D-obtuse superbase* (e_0, …, e_d), Σ e_i = 0,
-|det(e_1, …, e_d)| = 1, ⟨e_i, D e_j⟩ ≤ 0 for i ≠ j. In 2-D the weights are
+:math:`|\det(e_1, \dots, e_d)| = 1`, ⟨e_i, D e_j⟩ ≤ 0 for i ≠ j. In 2-D the weights are
 ρ = −⟨e_i, D e_j⟩ on the offsets e_k^⊥ (k the third index); in 3-D on the
 offsets e_k × e_l ({k, l} the complement of {i, j}). Selling's algorithm
 finds the superbase by flipping a pair with ⟨e_i, D e_j⟩ > 0 until none is
@@ -84,23 +84,35 @@ def selling(D: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.ones((n, 1, 1), dtype=np.int64), D.reshape(n, 1).copy()
     if d not in (2, 3):
         raise ValueError(f"Selling's decomposition is implemented for d = 1, 2, 3; got d = {d}")
+    if n > 1 and np.all(D == D[:1]):  # one tensor for every cell: decompose once
+        e, w = selling(D[:1])
+        return np.broadcast_to(e, (n, *e.shape[1:])), np.broadcast_to(w, (n, w.shape[1]))
     base = _canonical_superbase(d, n)
     pairs = _pairs(d)
     tol = 1e-13 * np.trace(D, axis1=1, axis2=2)
+    active = np.arange(n)
     for _ in range(_MAX_SWEEPS):
-        dot = np.stack([np.einsum("ni,nij,nj->n", base[:, i], D, base[:, j]) for i, j in pairs], 1)
-        bad = dot > tol[:, None]
-        rows = np.flatnonzero(bad.any(axis=1))
-        if rows.size == 0:
+        dot = _pair_dots(D[active], base[active], pairs)
+        bad = dot > tol[active, None]
+        hit = bad.any(axis=1)
+        if not hit.any():
             break
-        first = np.argmax(bad[rows], axis=1)
+        active = active[hit]
+        first = np.argmax(bad[hit], axis=1)
         for p, (i, j) in enumerate(pairs):
-            r = rows[first == p]
+            r = active[first == p]
             if r.size:
                 _flip(base, r, i, j, d)
     else:
         raise RuntimeError("Selling's algorithm did not terminate (is the mobility SPD?)")
     return _weights(base, D, pairs, d)
+
+
+def _pair_dots(D: np.ndarray, base: np.ndarray, pairs) -> np.ndarray:
+    """⟨e_i, D e_j⟩ for every pair, shape ``(n, len(pairs))``."""
+    b = base.astype(float)
+    Db = np.matmul(D[:, None], b[..., None])[..., 0]  # (n, d+1, d)
+    return np.stack([np.sum(b[:, i] * Db[:, j], axis=1) for i, j in pairs], axis=1)
 
 
 def _flip(base: np.ndarray, r: np.ndarray, i: int, j: int, d: int) -> None:
@@ -119,8 +131,9 @@ def _weights(base: np.ndarray, D: np.ndarray, pairs, d: int) -> tuple[np.ndarray
     n = base.shape[0]
     offsets = np.zeros((n, len(pairs), d), dtype=np.int64)
     weights = np.zeros((n, len(pairs)))
+    dots = _pair_dots(D, base, pairs)
     for p, (i, j) in enumerate(pairs):
-        weights[:, p] = -np.einsum("ni,nij,nj->n", base[:, i], D, base[:, j])
+        weights[:, p] = -dots[:, p]
         rest = [k for k in range(d + 1) if k not in (i, j)]
         if d == 2:
             e = base[:, rest[0]]
@@ -134,15 +147,14 @@ def _weights(base: np.ndarray, D: np.ndarray, pairs, d: int) -> tuple[np.ndarray
 class OffsetLinks:
     """Links along integer offsets (a tensor mobility's stencil).
 
-    ``offsets`` is the table of canonical offsets (first non-zero component
-    positive), ``oid`` each link's row in it; ``src``/``dst`` flat cell
-    indices, ``weight`` T·V·ρ, ``delta`` the reduced potential difference
-    from src to dst, ``disp`` the displacement (d, n_links) and ``h`` its
-    length. ``axis`` is None (the links are not along one axis).
+    ``offset`` is the integer offset (first non-zero component positive)
+    shared by all links of the group; ``src``/``dst`` flat cell indices,
+    ``weight`` T·V·ρ, ``delta`` the reduced potential difference from src
+    to dst, ``disp`` the displacement (d, n_links) and ``h`` its length.
+    ``axis`` is None (the links are not along one axis).
     """
 
-    offsets: np.ndarray
-    oid: np.ndarray
+    offset: np.ndarray
     src: np.ndarray
     dst: np.ndarray
     weight: np.ndarray
@@ -158,6 +170,26 @@ def _canonical(off: np.ndarray) -> np.ndarray:
     return np.where(first < 0, -off, off)
 
 
+def _offset_table(offs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of integer offsets ``(k, d)`` and each row's index, in O(k)."""
+    r = int(np.abs(offs).max()) + 1
+    base = 2 * r + 1
+    code = np.zeros(offs.shape[0], dtype=np.int64)
+    for a in range(offs.shape[1]):
+        code = code * base + (offs[:, a] + r)
+    present = np.zeros(base ** offs.shape[1], dtype=bool)
+    present[code] = True
+    codes = np.flatnonzero(present)
+    index = np.full(present.size, -1, dtype=np.int64)
+    index[codes] = np.arange(codes.size)
+    table = np.zeros((codes.size, offs.shape[1]), dtype=np.int64)
+    rest = codes.copy()
+    for a in range(offs.shape[1] - 1, -1, -1):
+        table[:, a] = rest % base - r
+        rest //= base
+    return table, index[code]
+
+
 def _local_tensor(model: Model) -> tuple[np.ndarray, np.ndarray]:
     """S̃ = H⁻¹ S H⁻¹ per cell, as ``(n, d, d)``, and the flat cell widths ``(d, n)``."""
     grid = model.grid
@@ -170,81 +202,82 @@ def _local_tensor(model: Model) -> tuple[np.ndarray, np.ndarray]:
     return np.moveaxis(St, -1, 0), h
 
 
-def _shifted(grid, multi: np.ndarray, off: np.ndarray):
-    """Indices of ``multi + off`` (``(d, n)``), the number of wraps, and validity."""
-    d = grid.ndim
-    target = multi + off
-    wraps = np.zeros_like(target)
-    ok = np.ones(target.shape[1], dtype=bool)
-    for a in range(d):
-        n = grid.shape[a]
-        if grid.periodic[a]:
-            wraps[a] = np.floor_divide(target[a], n)
-            target[a] = np.mod(target[a], n)
-        else:
-            ok &= (target[a] >= 0) & (target[a] < n)
-    return target, wraps, ok
-
-
-def _position(grid, idx: np.ndarray, wraps: np.ndarray) -> np.ndarray:
-    """Unwrapped cell-centre coordinates ``(d, n)`` of cells `idx` moved by `wraps` periods."""
-    L = grid.lengths()
-    return np.stack([grid.centers[a][idx[a]] + wraps[a] * L[a] for a in range(grid.ndim)])
-
-
 def tensor_links(model: Model) -> tuple[OffsetLinks, ...]:
-    """The Selling links of a tensor-mobility model (see the module notes)."""
+    """The Selling links of a tensor-mobility model, one group per offset (module notes)."""
     grid = model.grid
     d, n = grid.ndim, grid.size
     St, _ = _local_tensor(model)
-    offs, rho = selling(St)
-    offs = _canonical(offs)
-    m = offs.shape[1]
-    table, oid = np.unique(offs.reshape(-1, d), axis=0, return_inverse=True)
-    oid = oid.reshape(n, m)
-    cells = np.repeat(np.arange(n), m)
-    half = 0.5 * model.temperature * (grid.volumes.ravel()[:, None] * rho).ravel()
-    # Each (cell, ρ, e) gives half its weight to (c, c + e) and half to (c − e, c).
-    multi = np.array(np.unravel_index(cells, grid.shape))
-    o = oid.ravel()
-    fwd, _, ok_f = _shifted(grid, multi, table[o].T)
-    back, _, ok_b = _shifted(grid, multi, -table[o].T)
-    src = np.concatenate([cells[ok_f], np.ravel_multi_index(back[:, ok_b], grid.shape)])
-    lid = np.concatenate([o[ok_f], o[ok_b]])
-    w = np.concatenate([half[ok_f], half[ok_b]])
-    keep = w > 0
-    key = src[keep] * len(table) + lid[keep]
-    ukey, inv = np.unique(key, return_inverse=True)
-    weight = np.bincount(inv, w[keep], ukey.size)
-    src, lid = ukey // len(table), ukey % len(table)
-    return (_link_data(model, table, src, lid, weight),)
+    if np.allclose(St, St[:1], rtol=1e-12, atol=0.0):  # one tensor everywhere (to rounding)
+        offs, rho = selling(St[:1])
+        table, oid = _offset_table(_canonical(offs[0]))
+        dense = np.zeros((len(table), n))
+        dense[oid] = rho[0][:, None]
+        dense = dense.reshape(len(table), *grid.shape)
+    else:
+        offs, rho = selling(St)
+        offs = _canonical(offs)
+        table, oid = _offset_table(offs.reshape(-1, d))
+        # ρ of every offset on every cell (zero where a cell's stencil lacks it).
+        dense = np.bincount(
+            oid * n + np.repeat(np.arange(n), offs.shape[1]), np.ravel(rho), len(table) * n
+        ).reshape(len(table), *grid.shape)
+    w_cell = model.temperature * grid.volumes * dense
+    idx = np.arange(n).reshape(grid.shape)
+    out = []
+    for k, e in enumerate(table):
+        src, dst, disp, crossed, valid = _pairs_along(grid, idx, e)
+        # Half of the weight from each end's decomposition.
+        rolled = np.roll(w_cell[k], tuple(-int(x) for x in e), axis=tuple(range(d)))
+        weight = 0.5 * (w_cell[k][valid] + rolled[valid])
+        keep = weight > 0
+        if keep.any():
+            args = (src[keep], dst[keep], disp[:, keep], crossed[keep], weight[keep])
+            out.append(_link_data(model, e, *args))
+    return tuple(out)
 
 
-def _link_data(model: Model, table, src, lid, weight) -> OffsetLinks:
+def _pairs_along(grid, idx: np.ndarray, e: np.ndarray):
+    """Cells c and c + e (flat), the displacement (d, k), the wrapped links, and the mask."""
+    d = grid.ndim
+    valid = np.ones(grid.shape, dtype=bool)
+    step, crossed = [], np.zeros(grid.shape, dtype=bool)
+    for a in range(d):
+        n, c = grid.shape[a], grid.centers[a]
+        i = np.arange(n) + e[a]
+        if grid.periodic[a]:
+            wraps = np.floor_divide(i, n)
+            crossed = crossed | grid._along(a, wraps != 0)
+            step.append(grid._along(a, c[np.mod(i, n)] + wraps * grid.lengths()[a] - c))
+        else:
+            inside = (i >= 0) & (i < n)
+            valid = valid & grid._along(a, inside)
+            step.append(grid._along(a, np.where(inside, c[np.clip(i, 0, n - 1)] - c, 0.0)))
+    dst = np.roll(idx, tuple(-int(x) for x in e), axis=tuple(range(d)))
+    disp = np.stack([np.broadcast_to(s, grid.shape)[valid] for s in step])
+    return idx[valid], dst[valid], disp, crossed[valid], valid
+
+
+def _link_data(model: Model, e, src, dst, disp, crossed, weight) -> OffsetLinks:
     grid = model.grid
     T = model.temperature
-    smulti = np.array(np.unravel_index(src, grid.shape))
-    dmulti, wraps, _ = _shifted(grid, smulti, table[lid].T)
-    dst = np.ravel_multi_index(dmulti, grid.shape)
-    x_src = _position(grid, smulti, np.zeros_like(wraps))
-    x_dst = _position(grid, dmulti, wraps)
-    disp = x_dst - x_src
     E = model.energy.ravel()
     dE = E[dst] - E[src]
-    wrapped = np.flatnonzero(np.any(wraps != 0, axis=0))
+    wrapped = np.flatnonzero(crossed)
     if wrapped.size and model.energy_function is not None:
         # Energy at the unwrapped neighbour: exact for tilted periodic potentials.
-        e_far = model.energy_at([x_dst[a, wrapped] for a in range(grid.ndim)])
-        dE[wrapped] = e_far - E[src[wrapped]]
-    mid = 0.5 * (x_src + x_dst)
-    work = np.zeros_like(dE)
+        smulti = np.unravel_index(src[wrapped], grid.shape)
+        far = [grid.centers[a][smulti[a]] + disp[a, wrapped] for a in range(grid.ndim)]
+        dE[wrapped] = model.energy_at(far) - E[src[wrapped]]
+    delta = dE / T
     if model.has_force:
-        pts = [mid[a] for a in range(grid.ndim)]
-        for a in range(grid.ndim):
-            work += np.asarray(model.force_at(a, pts), dtype=float) * disp[a]
-    delta = (dE - work) / T
+        smulti = np.unravel_index(src, grid.shape)
+        pts = [grid.centers[a][smulti[a]] + 0.5 * disp[a] for a in range(grid.ndim)]
+        work = sum(
+            np.asarray(model.force_at(a, pts), dtype=float) * disp[a] for a in range(grid.ndim)
+        )
+        delta = (dE - work) / T
     h = np.sqrt(np.sum(disp**2, axis=0))
-    return OffsetLinks(table, lid, src, dst, weight, delta, disp, h)
+    return OffsetLinks(np.asarray(e), src, dst, weight, delta, disp, h)
 
 
 def links_reversible(model: Model, links) -> bool:
@@ -275,7 +308,7 @@ def offset_fluxes(grid, links, p: np.ndarray, flux_of) -> list[np.ndarray]:
         out.append(np.zeros(shape))
     for ln in links:
         F = flux_of(ln, p)
-        off = ln.offsets[ln.oid].T
+        off = np.repeat(ln.offset[:, None], ln.src.size, axis=1)
         start = np.array(np.unravel_index(ln.src, grid.shape))
         for order in (range(d), range(d - 1, -1, -1)):
             cur = start.copy()

@@ -253,11 +253,15 @@ def _build(n: int, diag: np.ndarray, rows, cols, vals) -> sp.csr_array:
     return sp.csr_array(sp.coo_array((vals, (rows, cols)), shape=(n, n)))
 
 
-def generator_matrix(volumes: np.ndarray, links, walls) -> sp.csr_array:
+def generator_matrix(volumes: np.ndarray, links, walls, extra=None) -> sp.csr_array:
     """The generator L (dp/dt = L p) from the links and absorbing walls.
 
     Off-diagonals L[i, j] = T K A / h · B(−δ_ij) / V_i ≥ 0; each column's
-    V-weighted sum is zero up to the outflow through absorbing walls.
+    V-weighted sum is zero up to the outflow through absorbing walls. The
+    Bernoulli weights of each link are evaluated once and serve both the
+    diagonal and the off-diagonal entries. ``extra``, optional COO triplets
+    and a diagonal ``(rows, cols, vals, diagonal)``, is added in the same
+    assembly (the antisymmetric part of a tensor mobility).
 
     Examples
     --------
@@ -269,12 +273,26 @@ def generator_matrix(volumes: np.ndarray, links, walls) -> sp.csr_array:
     True
     """
     vol = np.asarray(volumes, float).ravel()
-
-    def values(ln: AxisLinks, vs: np.ndarray, vd: np.ndarray):
-        return ln.weight * bernoulli(-ln.delta) / vs, ln.weight * bernoulli(ln.delta) / vd
-
     n = vol.size
-    return _build(n, _diagonal(n, vol, links, walls), *_offdiagonal(links, vol, values))
+    out = np.zeros(n)
+    rows, cols, vals = [], [], []
+    for ln in links:
+        a, b = ln.src.ravel(), ln.dst.ravel()
+        fwd = np.broadcast_to(ln.weight * bernoulli(ln.delta), ln.src.shape).ravel()
+        bwd = np.broadcast_to(ln.weight * bernoulli(-ln.delta), ln.dst.shape).ravel()
+        out += np.bincount(a, fwd, n) + np.bincount(b, bwd, n)
+        rows += [a, b]
+        cols += [b, a]
+        vals += [bwd / vol[a], fwd / vol[b]]
+    for _, _, cells, w, d in walls:
+        out += np.bincount(cells.ravel(), (w * bernoulli(d)).ravel(), n)
+    diag = -out / vol
+    if extra is not None:
+        rows.append(extra[0])
+        cols.append(extra[1])
+        vals.append(extra[2])
+        diag = diag + extra[3]
+    return _build(n, diag, np.concatenate(rows), np.concatenate(cols), np.concatenate(vals))
 
 
 def symmetric_matrix(volumes: np.ndarray, links, walls) -> sp.csr_array:
