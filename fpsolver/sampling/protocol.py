@@ -10,7 +10,8 @@ step:
 
     W += E(x_n, t_{n+1}) − E(x_n, t_n),
 
-which also counts a jump of the protocol in full. Euler–Maruyama has an
+and a jump of the protocol at a declared breakpoint t_b in full, as
+E(x, t_b⁺) − E(x, t_b⁻) at the particle's position then. Euler–Maruyama has an
 O(dt) weak error (also in the work statistics); choose dt so it is well
 below the sampling error (Kloeden & Platen, *Numerical Solution of SDEs*,
 1992, §14). Reflecting walls reflect, periodic axes wrap; absorbing walls
@@ -71,8 +72,7 @@ class _Fields:
     def gradient(self, t: float, pos: np.ndarray) -> np.ndarray:
         grad = self.model.energy_gradient
         if grad is not None:
-            g = self._call(grad, t, pos)
-            return np.array([np.broadcast_to(np.asarray(c, float), pos.shape[1:]) for c in g])
+            return _components(self._call(grad, t, pos), pos.shape, "energy_gradient")
         out = np.empty_like(pos)
         for a, h in enumerate(self.step):
             up, dn = pos.copy(), pos.copy()
@@ -86,10 +86,18 @@ class _Fields:
         if f is None:
             return 0.0
         if callable(f):
-            comps = self._call(f, t, pos)
-            comps = comps if isinstance(comps, (list, tuple)) else [comps]
-            return np.array([np.broadcast_to(np.asarray(c, float), pos.shape[1:]) for c in comps])
+            return _components(self._call(f, t, pos), pos.shape, "force")
         return np.asarray(f, float).reshape(-1, 1)
+
+
+def _components(out: Any, shape: tuple[int, ...], name: str) -> np.ndarray:
+    """A vector field's value at the particles as an array of shape (ndim, n)."""
+    if not isinstance(out, (list, tuple)):
+        arr = np.asarray(out, float)
+        out = list(arr) if arr.ndim == 2 and arr.shape[0] == shape[0] else [arr]
+    if len(out) != shape[0]:
+        raise ValueError(f"`{name}` must return {shape[0]} components, got {len(out)}")
+    return np.array([np.broadcast_to(np.asarray(c, float), shape[1:]) for c in out])
 
 
 def _initial(model: TimeDependentModel, p0: Any, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -186,18 +194,22 @@ def simulate_protocol(
     times, mean_work, means = [t0], [0.0], [pos.mean(axis=1)]
     K = fields.mobility.reshape(-1, 1)
     t = t0
+    breaks = set(model.breakpoints)
     for stop in stops:
         hs = substeps(stop - t, dt)
         for i, h in enumerate(hs):
+            last = i == len(hs) - 1
+            t_next = stop if last else t + h
+            t_eval = float(np.nextafter(stop, -np.inf)) if last and stop in breaks else t_next
             T = model.temperature_at(t)
             drift = K * (fields.force(t, pos) - fields.gradient(t, pos))
-            e_old = fields.energy(t, pos)
-            t_next = stop if i == len(hs) - 1 else t + h
-            work += fields.energy(t_next, pos) - e_old
+            work += fields.energy(t_eval, pos) - fields.energy(t, pos)
             pos = pos + h * drift + np.sqrt(2 * T * K * h) * rng.standard_normal(pos.shape)
             _walls(model, pos)
             t = t_next
         t = stop
+        if stop in breaks:  # the jump at fixed position, E(x, t_b⁺) − E(x, t_b⁻)
+            work += fields.energy(t, pos) - fields.energy(float(np.nextafter(t, -np.inf)), pos)
         times.append(t)
         mean_work.append(float(work.mean()))
         means.append(pos.mean(axis=1))
