@@ -207,6 +207,8 @@ def _outputs(args: argparse.Namespace, cfg: Any, ds: Any, out: Path, paths: list
     if not np.all(np.isfinite(p_last)):
         raise _NumericalError("the final density is not finite")
     model, name = cfg.model, cfg.output["name"]
+    if getattr(model, "time_dependent", False):  # figures and E of the model at the last time
+        model = model.at(float(ds["time"].values[-1]))
     ds["energy"] = model.grid.data_array(np.asarray(model.energy), "energy", long_name="energy E")
     from .. import io
 
@@ -412,6 +414,12 @@ def _summary(cfg: Any, ds: Any, wall: float, paths: list[Path], table: Any) -> N
     elif kl is not None:
         lines.append(f"  final relative entropy KL(p||q)    {kl:.3e}")
     lines.append(f"  mass error                         {mass_error:.3e}")
+    if "work" in ds:  # a time-dependent model: its stochastic thermodynamics (dU = W - Q)
+        lines.append(f"  work done on the system W          {_final(ds, 'work'):.6g}")
+        lines.append(f"  heat released to the bath Q        {_final(ds, 'heat'):.6g}")
+        produced = _final(ds, "total_entropy_production")
+        lines.append(f"  entropy produced                   {produced:.6g}")
+        lines.append(f"  entropy production rate (final)    {_final(ds, 'entropy_production'):.3e}")
     lines.append(f"  wall time                          {wall:.2f} s")
     if table is not None:
         frame = _table_frame(table)

@@ -99,6 +99,7 @@ from .expr import (
     check_constant_name,
     is_reference,
     resolve_reference,
+    time_field,
 )
 
 if sys.version_info >= (3, 11):  # pragma: no cover - version dependent
@@ -521,8 +522,11 @@ class _Context:
     allow_python: bool
 
 
-def _field(key: str, value: Any, ctx: _Context) -> float | Callable[..., Any]:
-    """A scalar field: a number, an expression or (opt-in) a Python reference."""
+def _field(key: str, value: Any, ctx: _Context, time: bool = False) -> float | Callable[..., Any]:
+    """A scalar field: a number, an expression or (opt-in) a Python reference.
+
+    With `time`, the expression may also use ``t`` (a time-dependent field).
+    """
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return _number(key, value)
     if not isinstance(value, str):
@@ -532,9 +536,12 @@ def _field(key: str, value: Any, ctx: _Context) -> float | Callable[..., Any]:
     try:
         if is_reference(value):
             return resolve_reference(value, ctx.allow_python, name=key)
-        expr = Expression(value, ctx.names, ctx.constants, name=key)
+        names = (*ctx.names, "t") if time else ctx.names
+        expr = Expression(value, names, ctx.constants, name=key)
     except ExpressionError as err:
         raise ConfigError(str(err)) from None
+    if "t" in expr.used and time:
+        return time_field(expr)
     if expr.is_constant:
         result = float(expr())
         if not math.isfinite(result):
@@ -729,8 +736,8 @@ def _model(table: _Table, grid, ctx: _Context):
     from ..api.fokker_planck import FokkerPlanck
 
     table.check_keys(MODEL_KEYS)
-    energy = _field(table.key("energy"), table.raw("energy", 0.0), ctx)
-    temperature = table.get_number("temperature", positive=True)
+    energy = _field(table.key("energy"), table.raw("energy", 0.0), ctx, time=True)
+    temperature = _temperature(table, ctx)
     mob = table.raw("mobility", 1.0)
     if isinstance(mob, list):
         comps = _components(table.key("mobility"), mob, ctx)
@@ -742,7 +749,7 @@ def _model(table: _Table, grid, ctx: _Context):
         else:
             mobility = _vector_callable(comps, grid.names)
     else:
-        mobility = _field(table.key("mobility"), mob, ctx)
+        mobility = _field(table.key("mobility"), mob, ctx, time=True)
         if not callable(mobility) and not mobility > 0:
             raise table.error("mobility", f"must be positive, got {mob!r}")
     force: Any = None
@@ -771,6 +778,23 @@ def _model(table: _Table, grid, ctx: _Context):
         )
     except (ValueError, TypeError) as err:
         raise ConfigError(f"{table.path}: {err}") from None
+
+
+def _temperature(table: _Table, ctx: _Context) -> Any:
+    """A positive number, or an expression of ``t`` (a temperature protocol)."""
+    value = table.raw("temperature", None, required=True)
+    if not isinstance(value, str):
+        return table.number("temperature", value, positive=True)
+    try:
+        expr = Expression(value, ("t",), ctx.constants, name=table.key("temperature"))
+    except ExpressionError as err:
+        raise ConfigError(
+            f"{table.key('temperature')}: must be a number, got a string that is not an "
+            f"expression of t ({err})"
+        ) from None
+    if not expr.used:
+        return table.number("temperature", float(expr()), positive=True)
+    return lambda t: float(expr(t=t))
 
 
 def _check_finite(key: str, f: Expression, grid) -> None:

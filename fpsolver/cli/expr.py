@@ -53,6 +53,7 @@ __all__ = [
     "compile_expression",
     "is_reference",
     "resolve_reference",
+    "time_field",
 ]
 
 #: Longest accepted expression text (characters).
@@ -289,6 +290,23 @@ def compile_expression(
     fpsolver.cli.expr.ExpressionError: model.energy: not allowed: attribute access (at '.__class__')
     """
     return Expression(text, variables, constants, name)
+
+
+def time_field(expr: Expression) -> Callable[..., np.ndarray]:
+    """An expression that uses ``t`` as a field ``f(*axes, t)`` (a time-dependent model part).
+
+    Examples
+    --------
+    >>> f = time_field(Expression("0.5*(x - t)**2", ["x", "t"]))
+    >>> f(1.0, t=3.0)
+    array(2.)
+    """
+
+    def field(*points: Any, t: float) -> np.ndarray:
+        return expr(*points, t=t)
+
+    field.__doc__ = f"{expr.name}: {expr.text}"
+    return field
 
 
 def is_reference(text: Any) -> bool:

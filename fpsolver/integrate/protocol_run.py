@@ -51,7 +51,7 @@ from ..core.schedule import SaveSchedule, positive
 from ..core.threads import limit_threads
 from ..discrete.protocol import TimeDependentGenerator, entropy_production, heat_rate
 from .protocol import ProtocolStepper, make_protocol_stepper
-from .trackers import build_dataset
+from .trackers import Tracker, build_dataset
 
 __all__ = ["THERMODYNAMICS", "Energetics", "solve_protocol"]
 
@@ -164,6 +164,8 @@ def solve_protocol(
     linear_solver: str = "auto",
     callback: Callable[[float, np.ndarray], Any] | None = None,
     threads: int | str | None = None,
+    trackers: Sequence[Tracker] = (),
+    progress: bool | None = None,
     unsupported: dict[str, Any] | None = None,
 ):
     """Integrate a time-dependent model from ``model.t0`` to `t_end` (see the module notes).
@@ -175,6 +177,9 @@ def solve_protocol(
     (default ``"tr_bdf2"`` with `dt`, ``"adaptive"`` without);
     `linear_solver` is ``"auto"``, ``"lu"`` or ``"reuse"``
     (:class:`~fpsolver.integrate.protocol.ProtocolLinearSolver`).
+    `trackers` see every saved frame (``on_frame``) and are finalised at
+    the end; `progress` is accepted and ignored (no progress bar here).
+    Checkpoints, ``t_end="equilibrium"`` and ``t_max`` are not supported.
 
     Returns
     -------
@@ -231,8 +236,13 @@ def solve_protocol(
     p = density_array(model.grid, p0, "p0").ravel()
     attrs = _attrs(model, stepper, method, t0, t_end, breaks)
     run = _Loop(model, gen, stepper, attrs, callback)
-    with limit_threads(threads):
-        run.go(p, schedule, breaks, positive(max_steps, "max_steps"))
+    run.trackers = list(trackers)
+    try:
+        with limit_threads(threads):
+            run.go(p, schedule, breaks, positive(max_steps, "max_steps"))
+    finally:
+        for tr in run.trackers:
+            tr.finalize()
     return run.dataset()
 
 
@@ -243,6 +253,7 @@ class _Loop:
         self.model, self.gen, self.stepper, self.attrs = model, gen, stepper, attrs
         self.energetics = Energetics(gen, stepper.order)
         self.callback = callback
+        self.trackers: list[Tracker] = []
         self.times: list[float] = []
         self.frames: list[np.ndarray] = []
         self.infos: list[dict[str, Any]] = []
@@ -263,6 +274,8 @@ class _Loop:
         self.times.append(float(t))
         self.frames.append(frame)
         self.infos.append(info)
+        for tr in self.trackers:
+            tr.on_frame(t, frame.ravel(), info)
         if self.callback is not None:
             self.callback(t, frame)
 
