@@ -300,3 +300,63 @@ def test_antisymmetric_part_with_a_force_is_refused():
     m = fp.FokkerPlanck(G2, E2, mobility=[[1.0, 0.5], [-0.5, 1.0]], force=[0.3, 0.0])
     with pytest.raises(ValueError, match="antisymmetric"):
         m.generator()
+
+
+# -- particles in the same model ---------------------------------------------------
+def _tanh_field(x, y):
+    return [
+        [1 + 0.4 * np.tanh(x), 0.3 + 0.2 * np.sin(y)],
+        [-0.1 + 0.2 * np.sin(y), 0.8 + 0.3 * np.tanh(y)],
+    ]
+
+
+def _particle_check(model, divergence_term=True, monkeypatch=None):
+    """Grid and particle runs of `model`; the smallest chi-square p-value over saved times."""
+    import fpsolver.sampling.particles as particles
+
+    if not divergence_term:
+        monkeypatch.setattr(
+            particles,
+            "_dynamics_for",
+            lambda m: particles._TensorDynamics(m, divergence_term=False),
+        )
+    g = model.grid
+    p0 = fp.gaussian(g, (1.0, -0.5), 0.1)
+    ds = model.solve(p0, t_end=0.6, dt=0.01, save_every=0.3)
+    parts = fp.simulate_particles(model, p0, n=10_000, t_end=0.6, dt=2e-3, save_every=0.3, seed=3)
+    return float(fp.compare(ds, parts)["p_value"][1:].min())
+
+
+ALPHA = 1e-3  # per saved time; two saved times: a false alarm rate of at most 2e-3
+
+
+@pytest.mark.parametrize(
+    "mobility",
+    [_tanh_field, [[1.0, 0.6], [-0.6, 0.5]]],
+    ids=["field with antisymmetric part", "constant, rotating"],
+)
+def test_particles_agree_with_the_grid(mobility):
+    g = fp.Grid(x=(-3, 3, 30), y=(-3, 3, 30))
+    model = fp.FokkerPlanck(g, lambda x, y: 0.5 * x**2 + 0.4 * y**2, 0.6, mobility=mobility)
+    assert _particle_check(model) > ALPHA
+
+
+def test_particles_without_the_divergence_term_are_rejected(monkeypatch):
+    """Power: dropping T ∂_b K^ab (the wrong model) is detected at the same α."""
+    g = fp.Grid(x=(-3, 3, 30), y=(-3, 3, 30))
+    model = fp.FokkerPlanck(g, lambda x, y: 0.5 * x**2 + 0.4 * y**2, 0.6, mobility=_tanh_field)
+    assert _particle_check(model, divergence_term=False, monkeypatch=monkeypatch) < ALPHA
+
+
+def test_tensor_on_a_curved_grid_is_refused():
+    g = fp.Grid.polar(r=(0, 2, 10), phi=12)
+    m = fp.FokkerPlanck(g, 0.0, mobility=[[1.0, 0.2], [0.2, 1.0]])
+    with pytest.raises(NotImplementedError, match="curved grid"):
+        m.generator()
+
+
+def test_stationary_of_an_antisymmetric_model_is_the_gibbs_density():
+    m = MODELS["nonsymmetric"]()
+    ds = m.stationary()
+    assert ds.attrs.get("method", "gibbs") == "gibbs"
+    assert np.array_equal(ds.values, np.exp(m.log_equilibrium()))

@@ -37,12 +37,13 @@ def stationary_array(
     op = as_operator(model)
     op._require_closed("stationary()")
     if method == "auto":
-        method = "gibbs" if op.reversible else "direct"
+        method = "gibbs" if op.gibbs_stationary else "direct"
     if method == "gibbs":
-        if not op.reversible:
+        if not op.gibbs_stationary:
             raise ValueError(
-                "`method`='gibbs' needs a reversible model (no force, no tilt); "
-                "this one is not: use 'auto' or 'direct'"
+                "`method`='gibbs' needs a model whose Gibbs density is stationary "
+                "(reversible, or with an antisymmetric mobility; no force, no tilt); this "
+                "one is not: use 'auto' or 'direct'"
             )
         return op.stationary_density, "gibbs"
     return op.stationary_direct, "direct"

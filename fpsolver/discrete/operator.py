@@ -77,6 +77,11 @@ class Operator:
     def links(self) -> tuple[sg.AxisLinks, ...]:
         """The links along every axis, or along Selling offsets for a tensor mobility."""
         if self.model.is_tensor:
+            if self.grid.curved:
+                raise NotImplementedError(
+                    "a full tensor mobility on a curved grid is not supported yet: the Selling "
+                    "links would ignore the metric; use a scalar or per-axis mobility there"
+                )
             return selling.tensor_links(self.model)
         return sg.all_links(self.model)
 

@@ -1,10 +1,12 @@
 """Particle backend: Euler–Maruyama on the Langevin dynamics of a model.
 
 The Fokker–Planck equation of :class:`~fpsolver.FokkerPlanck`,
-∂p/∂t = −∇·J with J = −K (p ∇E − p F + T ∇p) and K diagonal, is the law
-of the Itô diffusion
+∂p/∂t = −∇·J with J = −K (p ∇E − p F + T ∇p), is the law of the Itô
+diffusion
 
-    dX = [K (F − ∇E) + T ∇·K] dt + sqrt(2 T K) dW,     (∇·K)_a = ∂_a K_aa.
+    dX = [K (F − ∇E) + T ∇·K] dt + sqrt(2 T) σ dW,     (∇·K)_a = ∂_b K_ab,
+
+with σσᵀ = S, the symmetric part of K (for a diagonal K, σ = sqrt(K)).
 
 :func:`simulate_particles` integrates it with the Euler–Maruyama scheme,
 vectorised over particles, and reports histograms on the grid's own cells
@@ -1113,6 +1115,8 @@ class ParticleBlocks:
 # ---------------------------------------------------------------------------
 def _dynamics_for(model: Model) -> Any:
     """The step of `model`: :class:`_Dynamics`, or :class:`_CurvedDynamics` on a curved grid."""
+    if model.is_tensor:
+        return _TensorDynamics(model)
     return _CurvedDynamics(model) if model.grid.curved else _Dynamics(model)
 
 
@@ -1288,3 +1292,103 @@ def _cell_measure_bound(grid: Grid, scale: Callable) -> np.ndarray:
         sl = tuple(slice(o, o + n) for o, n in zip(off, grid.shape))
         out = np.maximum(out, corners[sl])
     return out
+
+
+# ---------------------------------------------------------------------------
+# full tensor mobilities: drift K (F − ∇E) + T ∇·K, noise sqrt(2 T S)
+# ---------------------------------------------------------------------------
+class _TensorDynamics:
+    r"""Euler–Maruyama for a full mobility tensor K = S + A.
+
+    The Itô SDE of ∂p/∂t = ∂_a(K^{ab}(p ∂_b E − F_b p + T ∂_b p)) is
+
+    .. math::
+
+        dX^a = [K^{ab}(F_b − ∂_b E) + T ∂_b K^{ab}]\,dt + \sqrt{2T}\,σ^{ab}\,dW_b,
+        \qquad σσ^{\mathsf T} = S,
+
+    because ∂_a∂_b(A^{ab} p) = 0: only S enters the noise, while both parts
+    enter the drift and the divergence term (∇·K)^a = ∂_b K^{ab}. σ is the
+    Cholesky factor of S at each particle. ``divergence_term=False`` (tests
+    only) drops T ∇·K: the wrong model, for power tests.
+    """
+
+    def __init__(self, model: Model, *, divergence_term: bool = True) -> None:
+        grid = model.grid
+        if grid.curved:
+            raise NotImplementedError(
+                "particles with a full tensor mobility on a curved grid are not supported yet"
+            )
+        self.nd, self.T = grid.ndim, model.temperature
+        self._grad, self.gradient_source = _energy_gradient(model)
+        self._force, self.f_const = _force_field(model)
+        self.k_const = None
+        self._tensor = _tensor_field(model, divergence_term)
+
+    def drift(self, pos: np.ndarray) -> list[np.ndarray]:
+        """The Itô drift K (F − ∇E) + T ∇·K at positions `pos` (nd, m)."""
+        K, div = self._tensor(pos)
+        g = self._grad(pos) if self._grad is not None else None
+        f = self._force(pos) if self._force is not None else None
+        drive = [
+            (f[b] if f is not None else self.f_const[b]) - (g[b] if g is not None else 0.0)
+            for b in range(self.nd)
+        ]
+        return [
+            np.broadcast_to(
+                sum(K[a, b] * drive[b] for b in range(self.nd)) + self.T * div[a], pos[0].shape
+            )
+            for a in range(self.nd)
+        ]
+
+    def increment(
+        self, pos: np.ndarray, noise: np.ndarray, tmp: np.ndarray, dt: float
+    ) -> list[Any]:
+        """Advance `pos` (nd, m) in place; returns the per-axis noise variances 2 T S_aa dt."""
+        K, _ = self._tensor(pos)
+        drift = self.drift(pos)
+        S = 0.5 * (K + np.swapaxes(K, 0, 1))
+        chol = np.linalg.cholesky(np.moveaxis(S.reshape(self.nd, self.nd, -1), -1, 0))
+        scale = np.sqrt(2.0 * self.T * dt)
+        step = np.einsum("mab,bm->am", chol, noise.reshape(self.nd, -1)) * scale
+        for a in range(self.nd):
+            pos[a] += dt * drift[a] + step[a].reshape(pos[a].shape)
+        return [2.0 * self.T * dt * S[a, a] for a in range(self.nd)]
+
+
+def _tensor_field(model: Model, divergence_term: bool) -> Callable:
+    """A callable giving (K, ∇·K) at positions: K of shape (nd, nd, m)."""
+    grid, nd = model.grid, model.grid.ndim
+    zero = [0.0] * nd
+    if model.mobility_function is not None:
+        steps = [_EPS3 * max(1.0, float(np.max(np.abs(e)))) for e in grid.edges]
+
+        def field(pos: np.ndarray) -> tuple[np.ndarray, list[Any]]:
+            pts = [np.asarray(x) for x in pos]
+            K = model.mobility_tensor_at(pts)
+            if not divergence_term:
+                return K, zero
+            div = [np.zeros(pts[0].shape) for _ in range(nd)]
+            for b in range(nd):
+                up, dn = list(pts), list(pts)
+                up[b], dn[b] = pts[b] + steps[b], pts[b] - steps[b]
+                dK = (model.mobility_tensor_at(up) - model.mobility_tensor_at(dn)) / (2 * steps[b])
+                for a in range(nd):
+                    div[a] = div[a] + dK[a, b]
+            return K, div
+
+        return field
+    Kc = model.mobility_tensor()
+    flat = Kc.reshape(nd, nd, -1)
+    if np.all(flat == flat[:, :, :1]):
+        K0 = flat[:, :, 0]
+        return lambda pos: (K0[:, :, None] * np.ones(np.shape(pos[0])), zero)
+    divs = np.stack([sum(_cell_gradient(grid, Kc[a, b], b) for b in range(nd)) for a in range(nd)])
+    interp = _CellInterpolator(grid, np.concatenate([Kc.reshape(nd * nd, *grid.shape), divs]))
+
+    def cells(pos: np.ndarray) -> tuple[np.ndarray, list[Any]]:
+        v = interp(pos)
+        K = v[: nd * nd].reshape(nd, nd, -1)
+        return K, (list(v[nd * nd :]) if divergence_term else zero)
+
+    return cells
