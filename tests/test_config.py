@@ -225,3 +225,22 @@ def test_load_config_reads_toml_and_reports_syntax(tmp_path: Path) -> None:
         load_config(path)
     with pytest.raises(ConfigError, match="cannot read the config"):
         load_config(tmp_path / "missing.toml")
+
+
+def test_tensor_mobility_builds_the_same_generator_as_the_api() -> None:
+    grid = fp.Grid(x=(-2.5, 2.5, 16), y=(-2.0, 2.0, 12))
+    energy = lambda x, y: (x**2 - 1) ** 2 + 0.5 * y**2  # noqa: E731
+    constant = parse_config(cfg(model={"mobility": [[1.0, 0.4], [-0.2, 0.8]]})).model
+    api = fp.FokkerPlanck(grid, energy, 0.5, mobility=[[1.0, 0.4], [-0.2, 0.8]])
+    assert constant.has_antisymmetric
+    assert abs(constant.generator() - api.generator()).max() == 0.0
+    field = parse_config(cfg(model={"mobility": [["1", "0.3*tanh(x)"], ["0.3*tanh(x)", 1]]}))
+    api = fp.FokkerPlanck(
+        grid, energy, 0.5, mobility=lambda x, y: [[1.0, 0.3 * np.tanh(x)], [0.3 * np.tanh(x), 1.0]]
+    )
+    assert field.model.is_tensor and not field.model.has_antisymmetric
+    assert abs(field.model.generator() - api.generator()).max() <= 1e-15
+    message = error_of(cfg(model={"mobility": [[1.0, 0.4]]}))
+    assert "model.mobility" in message and "2 rows" in message
+    message = error_of(cfg(model={"mobility": [[1.0, 2.0], [2.0, 1.0]]}))
+    assert "positive definite" in message

@@ -41,7 +41,8 @@ Schema (all sections but ``[grid]`` and ``[model]`` are optional)::
     [model]
     energy = "(x**2 - 1)**2 + 0.5*y**2"   # expression, number or reference
     temperature = 0.5
-    mobility = 1.0                   # number, expression, or one per axis
+    mobility = 1.0                   # number, expression, one per axis, or a
+                                     # d × d tensor [["1", "0.5"], ["-0.5", "1"]]
     force = ["0", "0.5"]             # optional; one number/expression per axis
     boundary = "reflecting"          # or { x = "absorbing", y = ["absorbing", "reflecting"] }
 
@@ -577,6 +578,25 @@ def _vector_callable(comps: list[float | Callable[..., Any]], names: tuple[str, 
     return field_
 
 
+def _tensor(key: str, rows: list, ctx: _Context, names: tuple[str, ...]) -> Any:
+    """A d × d mobility tensor: nested numbers, or a callable returning nested fields."""
+    n = len(ctx.names)
+    if len(rows) != n:
+        raise ConfigError(
+            f"{key}: a tensor mobility needs {n} rows of {n} entries (axes "
+            f"{', '.join(ctx.names)}), got {len(rows)} rows"
+        )
+    comps = [_components(f"{key}[{i}]", r, ctx) for i, r in enumerate(rows)]
+    if all(not callable(c) for r in comps for c in r):
+        return [[float(c) for c in r] for r in comps]
+    row_fields = [_vector_callable(r, names) for r in comps]
+
+    def tensor(*points: np.ndarray, **named: np.ndarray) -> list[list[np.ndarray]]:
+        return [f(*points, **named) for f in row_fields]
+
+    return tensor
+
+
 # -- sections ------------------------------------------------------------
 def _constants(table: _Table | None, axes: tuple[str, ...]) -> dict[str, float]:
     """Named numbers; they may not redefine an axis or a predefined name (pi, exp, ...)."""
@@ -739,7 +759,9 @@ def _model(table: _Table, grid, ctx: _Context):
     energy = _field(table.key("energy"), table.raw("energy", 0.0), ctx, time=True)
     temperature = _temperature(table, ctx)
     mob = table.raw("mobility", 1.0)
-    if isinstance(mob, list):
+    if isinstance(mob, list) and mob and all(isinstance(r, list) for r in mob):
+        mobility = _tensor(table.key("mobility"), mob, ctx, grid.names)
+    elif isinstance(mob, list):
         comps = _components(table.key("mobility"), mob, ctx)
         if all(not callable(c) for c in comps):
             for i, c in enumerate(comps):
