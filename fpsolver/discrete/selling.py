@@ -15,7 +15,8 @@ offsets e_k × e_l ({k, l} the complement of {i, j}). Selling's algorithm
 finds the superbase by flipping a pair with ⟨e_i, D e_j⟩ > 0 until none is
 left; it terminates because Σ ‖e_i‖²_D decreases. See Fehrenbach &
 Mirebeau, J. Math. Imaging Vis. 49 (2014) 123–146, and Bonnans, Bonnet &
-Mirebeau, ESAIM: COCV 28 (2022) 16.
+Mirebeau, "Monotone discretization of anisotropic differential operators
+using Voronoi's first reduction" (2022).
 
 **The scheme.** The symmetric part S of the mobility is scaled to index
 coordinates, S̃ = H⁻¹ S H⁻¹ with H the cell widths, and decomposed in every
