@@ -78,7 +78,7 @@ class ProtocolLinearSolver:
         self,
         gen: TimeDependentGenerator,
         kind: str = "auto",
-        rtol: float = 1e-12,
+        rtol: float = 1e-10,
         max_iter: int = 4,
     ) -> None:
         if kind not in ("auto", "lu", "reuse"):
