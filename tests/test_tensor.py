@@ -360,3 +360,19 @@ def test_stationary_of_an_antisymmetric_model_is_the_gibbs_density():
     ds = m.stationary()
     assert ds.attrs.get("method", "gibbs") == "gibbs"
     assert np.array_equal(ds.values, np.exp(m.log_equilibrium()))
+
+
+def test_passage_tools_accept_tensor_models():
+    """The mean exit time solves L* τ = −1 with τ = 0 at the absorbing walls."""
+    g = fp.Grid(x=(-2, 2, 30), y=(-2, 2, 30))
+    m = fp.FokkerPlanck(
+        g,
+        lambda x, y: 0.5 * x**2 + 0.5 * y**2,
+        0.5,
+        mobility=[[1.0, 0.4], [-0.4, 0.6]],
+        boundary={"x": "absorbing"},
+    )
+    tau = fp.mean_first_passage_time(m).values.ravel()
+    assert (tau > 0).all()
+    residual = m.operator.backward @ tau + 1.0
+    assert np.abs(residual).max() <= 1e-8
