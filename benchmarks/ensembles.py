@@ -2,19 +2,23 @@
 
 Usage::
 
-    python benchmarks/ensembles.py [--quick] [--repeat 3] [--out ensembles.md]
+    python benchmarks/ensembles.py [--quick] [--repeat 5] [--out ensembles.md]
 
 Simulates the 2-D double well (analytic gradient, the particle backend's
-fast path) with :func:`fpsolver.simulate_particles` in this process, then
-with :func:`fpsolver.api.ensembles.simulate_particles_distributed` on a
-LocalCluster of 1 and of 2 worker processes (one thread each). Reports
-particle-steps per second (best of ``--repeat``, after one warm-up run that
-ships the model to the workers), the speed-up over one worker, the
-efficiency against linear scaling and the share of a core each simulating
-process actually got; writes ``benchmarks/ensembles.md``.
-Every distributed result is checked to equal the serial one bit for bit.
-The machine's load average is recorded: on a shared machine the second
-worker competes with other processes for the second core.
+fast path) with :func:`fpsolver.simulate_particles` in this process and with
+``client=`` a LocalCluster of 1, 2 and 4 worker processes (one thread each;
+also one per core when the machine has more than four). All the clusters
+are started first and the runs interleaved, round after round, so every
+configuration sees the same load; the table reports medians over the
+rounds, after one warm-up run each that ships the model to the workers.
+
+Reported per configuration: particle-steps per second, the speed-up over
+one worker, the efficiency against linear scaling up to the core count
+(``os.cpu_count()``: w workers ideally do min(w, cores) times the work of
+one), and the share of a core each simulating process got. Every
+distributed result is checked to equal the serial one bit for bit. The
+machine's load average is recorded: on a shared machine the workers compete
+with other processes for the cores, which the CPU share shows.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse
+import contextlib
 import logging
 import platform
 import time
@@ -33,7 +38,6 @@ from pathlib import Path
 import numpy as np
 
 import fpsolver as fp
-from fpsolver.api.ensembles import simulate_particles_distributed
 from fpsolver.sampling.particles import BLOCK_SIZE
 
 
@@ -47,18 +51,11 @@ def model() -> fp.FokkerPlanck:
     )
 
 
-def best_time(run, repeat: int, cpu=time.process_time) -> tuple[float, float, object]:
-    """Best wall time of `repeat` calls of `run` after a warm-up call, the CPU seconds
-    (`cpu()`: of this process, or summed over the workers) of that call, the last result."""
-    result = run()
-    best, best_cpu = np.inf, np.nan
-    for _ in range(repeat):
-        c, t = cpu(), time.perf_counter()
-        result = run()
-        wall = time.perf_counter() - t
-        if wall < best:
-            best, best_cpu = wall, cpu() - c
-    return best, best_cpu, result
+def worker_counts(cores: int, quick: bool) -> list[int]:
+    """1, 2 and 4 workers, and one per core beyond four (quick: 1 and 2)."""
+    if quick:
+        return [1, 2]
+    return sorted({1, 2, 4, *([cores] if cores > 4 else [])})
 
 
 def workers_cpu(client) -> float:
@@ -66,85 +63,135 @@ def workers_cpu(client) -> float:
     return float(sum(client.run(time.process_time).values()))
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer particles and steps")
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--out", default=str(Path(__file__).with_suffix(".md")))
-    args = parser.parse_args(argv)
+def timed(run, cpu) -> tuple[float, float, object]:
+    """Wall seconds and CPU seconds (`cpu()` before and after) of one call of `run`."""
+    c, t = cpu(), time.perf_counter()
+    result = run()
+    return time.perf_counter() - t, cpu() - c, result
+
+
+def measure(configs: dict, rounds: int, check) -> dict[str, list[tuple[float, float]]]:
+    """(wall, cpu) of every configuration per round, interleaved (the order rotates)."""
+    names = list(configs)
+    for name in names:  # warm-up: imports on the workers, the model shipped
+        check(name, configs[name][0]())
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            run, cpu = configs[name]
+            wall, used, result = timed(run, cpu)
+            check(name, result)
+            times[name].append((wall, used))
+            print(f"round {r + 1}: {name:32s} {wall:6.2f} s", flush=True)
+    return times
+
+
+def start_clusters(stack: contextlib.ExitStack, counts: list[int], run) -> dict:
+    """{name: (run on that cluster, its workers' CPU seconds)}, one LocalCluster per count."""
     from distributed import Client, LocalCluster
 
-    blocks, steps = (16, 100) if args.quick else (64, 400)
-    repeat = 1 if args.quick else args.repeat
+    configs = {}
+    for w in counts:
+        cluster = stack.enter_context(
+            LocalCluster(
+                n_workers=w,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",
+                silence_logs=logging.ERROR,
+            )
+        )
+        client = stack.enter_context(Client(cluster))
+        configs[f"{w} worker process{'es' if w > 1 else ''}"] = (
+            lambda c=client: run(c),
+            lambda c=client: workers_cpu(c),
+        )
+    return configs
+
+
+def table(rows: list[tuple], *, header: list[str], cores: int) -> list[str]:
+    """Markdown rows: (name, workers or None, rate, cpu share, rate per CPU-second)."""
+    one = next(row[2] for row in rows if row[1] == 1)
+    lines = [
+        "| run | worker processes | particle-steps/s (median) | speed-up over 1 worker "
+        f"| efficiency vs linear up to {cores} cores | CPU share of a core per process "
+        "| particle-steps per CPU-second |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, workers, rate, share, per_cpu in rows:
+        if workers is None:
+            lines.append(f"| {name} | – | {rate:.3g} | – | – | {share:.0%} | {per_cpu:.3g} |")
+            continue
+        ideal = min(workers, cores)
+        lines.append(
+            f"| {name} | {workers} | {rate:.3g} | {rate / one:.2f} | "
+            f"{rate / (ideal * one):.0%} | {share:.0%} | {per_cpu:.3g} |"
+        )
+    return header + lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer particles, steps, workers")
+    parser.add_argument("--repeat", type=int, default=5, help="rounds (medians over them)")
+    parser.add_argument("--out", default=str(Path(__file__).with_suffix(".md")))
+    args = parser.parse_args(argv)
+
+    cores = os.cpu_count() or 1
+    blocks, steps = (8, 50) if args.quick else (64, 400)
+    rounds = 1 if args.quick else args.repeat
     dt = 1e-3
     m = model()
     p0 = fp.gaussian(m.grid, (-1.0, 0.0), 0.04)
     kw = dict(n=blocks * BLOCK_SIZE, t_end=steps * dt, dt=dt, save_every=steps * dt / 4, seed=0)
     work = blocks * BLOCK_SIZE * steps
+    counts = worker_counts(cores, args.quick)
     load = os.getloadavg()[0]
-    serial_t, serial_cpu, serial = best_time(lambda: fp.simulate_particles(m, p0, **kw), repeat)
-    rows = [("in this process (`fp.simulate_particles`)", None, work / serial_t, serial_cpu)]
-    print(f"{rows[-1][0]:45s} {rows[-1][2]:.3g} particle-steps/s", flush=True)
-    for workers in (1, 2):
-        with (
-            LocalCluster(
-                n_workers=workers,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=":0",
-                silence_logs=logging.ERROR,
-            ) as cluster,
-            Client(cluster) as client,
-        ):
-            t, cpu, got = best_time(
-                lambda c=client: simulate_particles_distributed(m, p0, client=c, **kw),
-                repeat,
-                cpu=lambda c=client: workers_cpu(c),
-            )
-        assert got.identical(serial), "the distributed result differs from the serial one"
-        name = f"{workers} Dask worker process{'es' if workers > 1 else ''}"
-        rows.append((name, workers, work / t, cpu / t / workers))
-        print(f"{rows[-1][0]:45s} {rows[-1][2]:.3g} particle-steps/s", flush=True)
+    serial = fp.simulate_particles(m, p0, **kw)
 
-    one = rows[1][2]
-    per_cpu = [rows[0][2] / (rows[0][3] / serial_t)]
-    per_cpu += [rate / (share * workers) for _, workers, rate, share in rows[1:]]
-    lines = [
+    def check(name, result):
+        assert result.identical(serial), f"{name}: the result differs from the serial one"
+
+    with contextlib.ExitStack() as stack:  # closed last opened first
+        configs = {
+            "in this process": (lambda: fp.simulate_particles(m, p0, **kw), time.process_time)
+        }
+        configs.update(
+            start_clusters(stack, counts, lambda c: fp.simulate_particles(m, p0, client=c, **kw))
+        )
+        times = measure(configs, rounds, check)
+    load_end = os.getloadavg()[0]
+
+    rows = []
+    for (name, per_round), workers in zip(times.items(), [None, *counts]):
+        walls = np.array([w for w, _ in per_round])
+        shares = np.array([c / (w * (workers or 1)) for w, c in per_round])
+        cpus = np.array([c for _, c in per_round])
+        rate, per_cpu = work / float(np.median(walls)), work / float(np.median(cpus))
+        rows.append((name, workers, rate, float(np.median(shares)), per_cpu))
+        print(f"{name:32s} {rows[-1][2]:.3g} particle-steps/s", flush=True)
+    header = [
         f"# Particle ensembles on Dask workers{' (quick)' if args.quick else ''}",
         "",
+        f"**The {cores} cores were shared with other processes** (load average {load:.1f} "
+        f"at the start, {load_end:.1f} at the end): the workers competed for them, so the "
+        "efficiency is a lower bound of what idle cores give; the CPU share column says how "
+        "much of a core each simulating process got, and the throughput per CPU-second "
+        "is free of that contention (its drop from this process to the workers is the cost "
+        "of Dask).",
+        "",
         f"2-D double well (128² cells, analytic gradient), {blocks} blocks of {BLOCK_SIZE} "
-        f"particles × {steps} steps ({work:.3g} particle-steps), saved 4 times; best of "
-        f"{repeat} after a warm-up run. LocalCluster, processes, one thread each; "
-        f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}, "
-        f"load average {load:.1f} at the start (other processes share the machine). Every "
-        "distributed result equals the serial one bit for bit.",
-        "",
-        "| run | workers | particle-steps/s | speed-up over 1 worker | efficiency vs linear "
-        "| CPU share of a core per process | particle-steps per CPU-second |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for name, workers, rate, share in rows:
-        if workers is None:
-            share = share / serial_t
-            lines.append(f"| {name} | – | {rate:.3g} | – | – | {share:.0%} | {rate / share:.3g} |")
-        else:
-            lines.append(
-                f"| {name} | {workers} | {rate:.3g} | {rate / one:.2f} | "
-                f"{rate / (workers * one):.0%} | {share:.0%} | {rate / (share * workers):.3g} |"
-            )
-    lines += [
-        "",
-        f"Per CPU-second, one worker does {per_cpu[1] / per_cpu[0]:.0%} and each of two "
-        f"workers {per_cpu[2] / per_cpu[0]:.0%} of the work of this process: the rest is the "
-        "cost of Dask (shipping the model, the reductions, the worker's event loop). "
-        "`CPU share`: the CPU seconds the "
-        "simulating processes got during the best run, per process and per second of wall "
-        "time; below 100 % they waited for a core (other processes on the machine), which "
-        "the efficiency then reflects. `per CPU-second`: the throughput per second of CPU "
-        "the simulating processes got, free of that contention.",
+        f"particles × {steps} steps ({work:.3g} particle-steps), saved 4 times; "
+        f"`fp.simulate_particles(..., client=)` on LocalClusters of worker processes, one "
+        f"thread each, all started first and run side by side, interleaved over {rounds} "
+        f"round{'s' if rounds > 1 else ''} after a warm-up run each; medians. "
+        f"{platform.machine()}, Python {platform.python_version()}. Efficiency: the rate "
+        "over min(workers, cores) times the rate of one worker. Every distributed result "
+        "equals the serial one bit for bit.",
         "",
     ]
-    Path(args.out).write_text("\n".join(lines))
+    lines = table(rows, header=header, cores=cores)
+    Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 
