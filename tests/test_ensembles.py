@@ -94,7 +94,7 @@ CASES = {
 }
 
 
-KW = dict(n=5 * BLOCK_SIZE + 77, t_end=0.2, dt=0.01, save_every=0.05, seed=11)
+KW = dict(n=5 * BLOCK_SIZE + 77, t_end=0.1, dt=0.01, save_every=0.05, seed=11)
 
 
 def test_without_a_client_it_is_the_serial_function_bit_for_bit():
