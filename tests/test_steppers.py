@@ -290,6 +290,36 @@ def test_default_meets_its_global_time_error_target_at_one_rung():
     assert abs(float(ds.mass[-1]) - 1) < 1e-12
 
 
+def test_default_trial_that_meets_the_target_is_the_run_at_one_factorisation():
+    from fpsolver.integrate.steppers import PILOT_STEPS
+
+    model = _coupled()
+    p0 = fp.gaussian(model.grid, (-1, 0), 0.04)
+    with warnings.catch_warnings():  # the damped first step may undershoot by < 1e-7
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ds = model.solve(p0, 2.0)
+    a = ds.attrs
+    # the trial's estimate is 25x below its target here: it is replayed, not redone
+    assert a["time_error_estimate"] < 0.1 * a["time_error_target"]
+    assert (a["factorizations"], a["steps"], a["rejected_steps"]) == (1, PILOT_STEPS, 0)
+
+
+def test_default_refines_once_by_the_h2_law_with_one_more_factorisation():
+    grid = fp.Grid(x=(-8, 8, 200))  # a drifting Gaussian: t_end/8 misses the target
+    model = fp.FokkerPlanck(grid, energy=lambda x: x**2 / 2, temperature=1.0)
+    p0 = fp.gaussian(grid, 3.0, 0.25)
+    ds = model.solve(p0, 1.0)
+    a = ds.attrs
+    h = ds.step_size.values[1:]
+    np.testing.assert_array_equal(h, h[0])
+    assert h[0] < 1.0 / 8 and a["factorizations"] == 2 and a["rejected_steps"] == 8
+    exact = fp.solve(model, p0, 1.0, dt=1.0, method="exponential").p[-1].values
+    err = float(np.sum(grid.volumes * np.abs(ds.p[-1].values - exact)))
+    assert err <= a["time_error_estimate"] <= a["time_error_target"]
+    # one rung coarser would have missed the target (the h² law: 4x the error)
+    assert 4 * err > a["time_error_target"]
+
+
 def test_explicit_rtol_keeps_the_per_step_control():
     model = _coupled(16)
     p0 = fp.gaussian(model.grid, (-1, 0), 0.04)

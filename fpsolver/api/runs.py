@@ -96,7 +96,7 @@ def solve(
         save time. Without either, every step is saved.
     rtol, atol : float, optional
         Adaptive method only. Without `rtol` (the default) and with a finite
-        `t_end`, the L¹ time error at `t_end` is kept below atol + half the
+        `t_end`, the L¹ time error at `t_end` is kept below atol + 0.7 of the
         grid's estimated spatial error
         (:class:`~fpsolver.integrate.steppers.AdaptiveTRBDF2`;
         ``attrs["error_control"] = "global"``). With `rtol` (and when `dt`

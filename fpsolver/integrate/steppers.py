@@ -356,14 +356,18 @@ class TRBDF2(Stepper):
 
 #: The default time-error target of :class:`AdaptiveTRBDF2` (no `rtol`): this
 #: fraction of the grid's own error, :func:`spatial_error_estimate` of the density.
-TIME_ERROR_FRACTION = 0.5
+TIME_ERROR_FRACTION = 0.7
 
-#: Steps of the trial run with which the global control starts.
-PILOT_STEPS = 4
+#: Steps of the trial run with which the global control starts. The trial is
+#: the run whenever it meets the target, so it is sized to be the run of the
+#: usual case (on the benchmark problems the coarsest rung meeting the target
+#: is t_end/4 to t_end/16): then the run costs one factorisation.
+PILOT_STEPS = 8
 
 #: Global control: a trial run whose densities go negative by more than this
-#: fraction of the mass is too coarse (the diagnostics warn from 1e-8 on).
-NEGATIVE_TOL = 1e-9
+#: fraction of the mass is too coarse, and a step that does is redone damped
+#: (the level from which the diagnostics warn).
+NEGATIVE_TOL = 1e-8
 
 
 def spatial_error_estimate(p: np.ndarray, volumes: np.ndarray) -> float:
@@ -433,9 +437,10 @@ class AdaptiveTRBDF2(TRBDF2):
     1. a trial run of :data:`PILOT_STEPS` steps of one rung h₀ gives p_N, and
        G₀ = ‖ℓ_{h₀}(p_N)‖ · Σ_n (h_n/h₀)³ estimates its time error;
     2. the target is G* = atol + :data:`TIME_ERROR_FRACTION` ·
-       :func:`spatial_error_estimate` (p_N): the time error is kept to half
+       :func:`spatial_error_estimate` (p_N): the time error is kept below 0.7
        of what the grid itself misses;
-    3. if G₀ ≤ G* the trial run is the result (its states are replayed);
+    3. if G₀ ≤ G* the trial run is the result (its states are replayed: one
+       factorisation for the whole run);
        otherwise the run uses the rung h = h₀ 2^−j, with j the smallest
        integer such that G₀ 4^−j ≤ G* (the global error of a second-order
        method goes as h²), at one factorisation;
@@ -570,13 +575,26 @@ class AdaptiveTRBDF2(TRBDF2):
         rhs = (mid - (1 - GAMMA) ** 2 * p) / (GAMMA * (2 - GAMMA))
         return self.linear.solve(c, rhs, mid)
 
+    def _undershoot_checked(self, p: np.ndarray, h: float) -> np.ndarray:
+        """A step, redone damped when it leaves more than NEGATIVE_TOL of the mass below 0.
+
+        A smaller rung does not cure such undershoots (they come from stiff
+        remnants in the tails, measured: the same or larger at h/2), so
+        they do not make the global control refine; the damped step does.
+        """
+        new = self.step(p, h)
+        V = self.volumes
+        if np.sum(V * np.maximum(-new, 0.0)) > NEGATIVE_TOL * np.sum(V * np.abs(p)):
+            new = self.damped_step(p, h)
+        return new
+
     def _run(self, t: float, p: np.ndarray, t_end: float, k: int):
         """Steps of rung k from (t, p) to t_end (the first one damped): the states and Σ h³."""
         h_k, cubes, states = math.ldexp(self.dt, k), 0.0, []
         while True:
             landing = h_k >= (t_end - t) * (1 - LAND)
             h = t_end - t if landing else h_k
-            p = self.step(p, h) if states else self.damped_step(p, h)
+            p = self._undershoot_checked(p, h) if states else self.damped_step(p, h)
             self.steps += 1
             cubes += h**3
             t_next = t_end if landing else t + h
@@ -601,9 +619,7 @@ class AdaptiveTRBDF2(TRBDF2):
         self.spatial_error = spatial_error_estimate(final, self.volumes.reshape(self.shape))
         target = self.atol + TIME_ERROR_FRACTION * self.spatial_error
         self.time_error_target = target
-        V = self.volumes
-        negative = max(float(np.sum(V * np.maximum(-q, 0.0))) for _, _, q in states)
-        if g0 <= target and negative <= NEGATIVE_TOL * float(np.sum(V * np.abs(p))):
+        if g0 <= target:
             self.level, self._replay = k0, deque(states)
             self._cubes, self.time_error_estimate = cubes, g0
             self.steps -= len(states)  # replayed, counted once below
@@ -623,10 +639,7 @@ class AdaptiveTRBDF2(TRBDF2):
         else:
             first = self._replay_start is not None and t == self._replay_start
             self._replay.clear()
-            new = self.damped_step(p, h) if first else self.step(p, h)
-            V = self.volumes
-            if np.sum(V * np.maximum(-new, 0.0)) > NEGATIVE_TOL * np.sum(V * np.abs(p)):
-                new = self.damped_step(p, h)  # stiff remnants overshot: damp them
+            new = self.damped_step(p, h) if first else self._undershoot_checked(p, h)
             self._cubes += h**3
             if self._t_end is not None and t_next >= self._t_end * (1 - LAND) and t < self._t_end:
                 self.time_error_estimate = self._estimate(p, self.level, self._cubes)
