@@ -369,6 +369,10 @@ PILOT_STEPS = 8
 #: (the level from which the diagnostics warn).
 NEGATIVE_TOL = 1e-8
 
+#: A damped first step that still leaves more than this fraction of the mass
+#: negative (a sharp start with a long step) is replaced by backward Euler.
+GROSS_NEGATIVE = 1e-6
+
 
 def spatial_error_estimate(p: np.ndarray, volumes: np.ndarray) -> float:
     r"""The L¹ scale of a grid's own error on the density `p`: Σ_a Σ V|δ²_a p|/24.
@@ -565,6 +569,9 @@ class AdaptiveTRBDF2(TRBDF2):
     def damped_step(self, p: np.ndarray, dt: float) -> np.ndarray:
         """A first step with the trapezoidal stage replaced by two backward-Euler steps.
 
+        If its BDF2 stage still leaves negative mass (very sharp data), the
+        step is one backward-Euler step of dt instead, which never does.
+
         Both backward-Euler steps (of γ dt/2) use the step's own matrix and
         keep p ≥ 0; the trapezoidal rule would map stiff components of rough
         initial data to about −1 times themselves. One first-order step
@@ -573,7 +580,13 @@ class AdaptiveTRBDF2(TRBDF2):
         c = 0.5 * GAMMA * dt
         mid = self.linear.solve(c, self.linear.solve(c, p, p), p)
         rhs = (mid - (1 - GAMMA) ** 2 * p) / (GAMMA * (2 - GAMMA))
-        return self.linear.solve(c, rhs, mid)
+        new = self.linear.solve(c, rhs, mid)
+        V = self.volumes
+        if np.sum(V * np.maximum(-new, 0.0)) > GROSS_NEGATIVE * np.sum(V * np.abs(p)):
+            # The BDF2 stage can still undershoot grossly on very sharp data:
+            # one backward-Euler step of dt keeps p ≥ 0 for every dt (an M-matrix).
+            new = self.linear.solve(dt, p, p)
+        return new
 
     def _undershoot_checked(self, p: np.ndarray, h: float) -> np.ndarray:
         """A step, redone damped when it leaves more than NEGATIVE_TOL of the mass below 0.
