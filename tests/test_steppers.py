@@ -326,3 +326,16 @@ def test_explicit_rtol_keeps_the_per_step_control():
     ds = model.solve(p0, 1.0, rtol=1e-4)
     assert ds.attrs["rtol"] == 1e-4 and "error_control" not in ds.attrs
     assert "time_error_estimate" not in ds.attrs
+
+
+def test_default_keeps_a_sharp_start_nonnegative():
+    """A narrow Gaussian and long default steps: no negative density beyond rounding."""
+    g = fp.Grid(v=(-2.5, 3.0, 40), h=(-4.5, 4.5, 40))
+    m = fp.FokkerPlanck(g, lambda v, h: v**2 + 0.25 * h**2 - 0.4 * v * h, 0.5,
+                        mobility=[0.5, 2.0])  # fmt: skip
+    p0 = fp.gaussian(g, (1.5, -2.0), [[0.03, 0.0], [0.0, 0.05]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        ds = m.solve(p0, 4.0, save_every=0.5)
+    negative = (np.maximum(-ds.p, 0) * g.volumes).sum(("v", "h"))
+    assert float(negative.max()) <= 1e-8
