@@ -75,3 +75,14 @@ def test_particle_input_errors_name_the_argument():
         m.simulate_particles(fp.gaussian(g, 0, 1), 10, 1.0, 0.1)
     with pytest.raises(TypeError, match="`temperature` is required"):
         fp.jarzynski(np.ones(10))
+
+
+def test_top_level_simulate_particles_runs_a_protocol():
+    g = fp.Grid(x=(-4, 4, 64))
+    m = fp.FokkerPlanck(g, energy=lambda x, t: 0.5 * (1 + t) * x**2)
+    p0 = fp.gaussian(g, 0.0, 1.0)
+    top = fp.simulate_particles(m, p0, n=500, t_end=0.2, dt=1e-2, seed=4, save_every=0.1)
+    own = m.simulate_particles(p0, 500, 0.2, 1e-2, seed=4, save_every=0.1)
+    assert np.array_equal(top["work"].values, own["work"].values)
+    with pytest.raises(NotImplementedError, match="one machine"):
+        fp.simulate_particles(m, p0, n=10, t_end=0.1, dt=1e-2, scheduler="tcp://127.0.0.1:1")

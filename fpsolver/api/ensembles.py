@@ -129,6 +129,8 @@ def simulate_particles(
     # the docstring is the serial function's, with the Dask arguments added (below)
     if tasks is not None:
         _pt._count(tasks, "tasks")
+    if getattr(model, "time_dependent", False):
+        return _protocol_particles(model, p0, n, t_end, dt, seed, save_every, client, scheduler)
     if client is None and scheduler is None:
         return _pt.simulate_particles(
             model, p0, n, t_end=t_end, dt=dt, save_every=save_every, save_at=save_at,
@@ -143,6 +145,18 @@ def simulate_particles(
         ranges = block_ranges(run.n_blocks, tasks or TASKS_PER_WORKER * worker_count(dask))
         sums = _on_dask(dask, run, ranges, progress)
     return run.dataset(sums)
+
+
+def _protocol_particles(model, p0, n, t_end, dt, seed, save_every, client, scheduler):
+    """A time-dependent model: its own particle run, which records the work."""
+    if client is not None or scheduler is not None:
+        raise NotImplementedError(
+            "particles of a time-dependent model run on one machine for now: drop "
+            "`client`/`scheduler`"
+        )
+    if n is None:
+        raise ValueError("`n` (the number of particles) is required for a time-dependent model")
+    return model.simulate_particles(p0, n, t_end, dt, seed=seed, save_every=save_every)
 
 
 _DASK_SUMMARY = """\
