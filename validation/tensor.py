@@ -317,7 +317,9 @@ ax.pcolormesh(cx, cy, rot_q.T, shading="auto", cmap="viridis")
 jx = 0.5 * (rot_J[0][1:, :] + rot_J[0][:-1, :])
 jy = 0.5 * (rot_J[1][:, 1:] + rot_J[1][:, :-1])
 step = max(1, len(cx) // 16)
-ax.quiver(cx[::step], cy[::step], jx[::step, ::step].T, jy[::step, ::step].T, color="w")
+arrow = 0.9 * step * (cx[1] - cx[0]) / np.hypot(jx, jy).max()  # longest arrow: one spacing
+ax.quiver(cx[::step], cy[::step], arrow * jx[::step, ::step].T, arrow * jy[::step, ::step].T,
+          color="w", angles="xy", scale_units="xy", scale=1.0)  # fmt: skip
 ax.set_aspect("equal")
 ax.set_title(f"3. Gibbs state of K = I + {a_rot:g} J and its current")
 ax = axes[1, 0]
