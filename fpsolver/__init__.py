@@ -35,6 +35,7 @@ from .api.ensembles import simulate_particles, simulate_particles_distributed
 from .api.fokker_planck import FokkerPlanck
 from .api.latent import Conditional, condition
 from .api.learning import LearningDiverged, recall_and_learn
+from .api.meanfield import MeanFieldFokkerPlanck
 from .api.protocol import TimeDependentFokkerPlanck
 from .api.runs import solve
 from .api.sweeps import sweep
@@ -44,6 +45,7 @@ from .core.model import Model
 from .core.protocol import ProtocolError
 from .core.schedule import SaveSchedule
 from .discrete.operator import Operator, discretize
+from .integrate.meanfield import MeanFieldConvergenceError
 from .integrate.steppers import METHODS
 from .integrate.trackers import Tracker
 from .io import open_result, save_result
@@ -83,6 +85,8 @@ __all__ = [
     "simulate_particles_distributed",
     "plotting",
     "TimeDependentFokkerPlanck",
+    "MeanFieldFokkerPlanck",
+    "MeanFieldConvergenceError",
     "ProtocolError",
     "jarzynski",
     "crooks",

@@ -21,6 +21,7 @@ from ..analysis.stationary import stationary
 from ..core.model import Model
 from ..core.protocol import is_time_dependent
 from ..discrete.operator import Operator
+from .meanfield import MeanFieldFokkerPlanck
 from .protocol import TimeDependentFokkerPlanck
 from .runs import solve
 
@@ -37,6 +38,8 @@ class FokkerPlanck(Model):
         # Any part with a parameter named t (or a callable temperature): a protocol.
         parts = dict(zip(("grid", "energy", "temperature"), args), **kwargs)
         names = ("energy", "temperature", "mobility", "force")
+        if parts.get("interaction") is not None or parts.get("local") is not None:
+            return MeanFieldFokkerPlanck(*args, frozen_class=cls, **kwargs)  # E[p]
         if is_time_dependent(*(parts.get(k) for k in names)):
             return TimeDependentFokkerPlanck(*args, frozen_class=cls, **kwargs)
         return super().__new__(cls)

@@ -9,6 +9,7 @@ because checkpoints are files (:mod:`fpsolver.io`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 import warnings
@@ -26,6 +27,7 @@ from ..core.threads import limit_threads
 from ..discrete import sg
 from ..discrete.operator import Model, Operator, as_operator
 from ..integrate.driver import integrate
+from ..integrate.meanfield import solve_meanfield
 from ..integrate.protocol_run import solve_protocol
 from ..integrate.steppers import Stepper, make_stepper
 from ..integrate.trackers import (
@@ -42,6 +44,23 @@ from ..io import CheckpointTracker, load_checkpoint
 __all__ = ["solve"]
 
 
+def _mean_field_branch(func: Callable) -> Callable:
+    """Route a mean-field model (E[p]) to :func:`fpsolver.integrate.meanfield.solve_meanfield`."""
+
+    @functools.wraps(func)
+    def wrapper(model: Any, p0: Any, t_end: Any, dt: Any = None, method: Any = None, **kw: Any):
+        if not getattr(model, "mean_field", False):
+            return func(model, p0, t_end, dt, method, **kw)
+        keep = ("save_every", "save_at", "max_steps", "callback")
+        other = {k: v for k, v in kw.items() if k not in keep}
+        return solve_meanfield(
+            model, p0, t_end, dt, method, **{k: kw[k] for k in keep if k in kw}, unsupported=other
+        )
+
+    return wrapper
+
+
+@_mean_field_branch
 def solve(
     model: Model | Operator,
     p0: Any,

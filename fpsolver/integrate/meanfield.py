@@ -1,0 +1,363 @@
+r"""Time stepping of mean-field models: the nonlinear implicit step and the solve.
+
+:func:`implicit_step` solves the stabilised backward-Euler step of
+:mod:`fpsolver.discrete.meanfield` by Picard iteration: with Ẽ evaluated
+at the current iterate p_k, p_{k+1} = (I − h L(Ẽ(p_k)))⁻¹ pⁿ. Every
+iterate is the solution of an M-matrix system, so it is positive and has
+exactly the mass of pⁿ. **Convergence test**: the step's L¹ residual
+Σ V |p_k − pⁿ − h L(Ẽ(p_k)) p_k| ≤ `tol` · Σ V pⁿ (default 1e-10); the
+accepted p_k is a previous iterate, so the test costs no extra solve.
+The free-energy inequality of the module notes then holds up to O(tol).
+
+A step whose iteration does not converge in `max_iter` iterations (or
+diverges) is retried with half the step, up to `max_halvings` times; then
+:class:`MeanFieldConvergenceError` names t and the residual (the frames
+saved so far in ``err.partial``). A step is never accepted unconverged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from scipy.sparse.linalg import LinearOperator, gmres, splu
+
+from .._version import __version__
+from ..core import diagnostics as dg
+from ..core.initial import density_array
+from ..core.meanfield import MeanFieldModel
+from ..core.schedule import positive
+from ..discrete.meanfield import MeanFieldGenerator
+from .trackers import build_dataset
+
+__all__ = ["MeanFieldConvergenceError", "implicit_step", "solve_meanfield", "relax"]
+
+
+class MeanFieldConvergenceError(RuntimeError):
+    """The nonlinear implicit step failed at time `t` even after retrying smaller.
+
+    Attributes
+    ----------
+    t : float
+        Start of the step that failed.
+    residual : float
+        The last L¹ residual of the Picard iteration (relative to the mass).
+    partial : xarray.Dataset or None
+        The frames saved before the failure (from a solve).
+    """
+
+    def __init__(self, message: str, t: float, residual: float, partial: Any = None) -> None:
+        super().__init__(message)
+        self.t, self.residual, self.partial = float(t), float(residual), partial
+
+
+class _NotConverged(Exception):
+    def __init__(self, residual: float) -> None:
+        self.residual = residual
+
+
+def implicit_step(
+    gen: MeanFieldGenerator, p: np.ndarray, h: float, *, tol: float = 1e-10, max_iter: int = 30
+) -> tuple[np.ndarray, int, float]:
+    """One stabilised backward-Euler step of size `h` by Newton–GMRES (module notes).
+
+    Returns ``(p_new, iterations, residual)``; raises ``_NotConverged``.
+
+    Examples
+    --------
+    >>> import numpy as np, fpsolver as fp
+    >>> from fpsolver.core.meanfield import MeanFieldModel
+    >>> g = fp.Grid(x=(-3, 3, 40))
+    >>> m = MeanFieldModel(g, lambda x: x**2 / 2, interaction=lambda x: -np.exp(-x**2), local=0.5)
+    >>> gen = MeanFieldGenerator(m)
+    >>> p0 = fp.gaussian(g, 1.0, 0.2).values.ravel()
+    >>> p1, its, res = implicit_step(gen, p0, 0.05)
+    >>> res <= 1e-10, bool(p1.min() > 0)
+    (True, True)
+    >>> bool(m.free_energy(p1.reshape(40)) < m.free_energy(p0.reshape(40)))
+    True
+    >>> abs(float(g.volumes @ p1) - float(g.volumes @ p0)) < 1e-14
+    True
+    """
+    p_old = np.asarray(p, float).ravel()
+    V = gen.volumes
+    mass = float(np.sum(V * p_old))
+    it, exact = p_old, True  # `exact`: `it` solves an M-matrix system (positive, exact mass)
+    residual, first, history = np.inf, None, []
+    for k in range(max_iter + 1):
+        A = gen.step_matrix(it, p_old, h)
+        r = A @ it - p_old
+        residual = float(np.sum(V * np.abs(r))) / mass
+        if exact and residual <= tol:
+            return it, k, residual
+        if not np.isfinite(residual) or (first is not None and residual > 1e3 * first):
+            break
+        first = residual if first is None else first
+        history.append(residual)
+        if k == max_iter or (len(history) > 4 and history[-1] > 0.5 * history[-5]):
+            break  # out of iterations, or stagnating
+            break
+        lu = splu(A)
+        if residual <= tol:  # Newton has converged: polish by one M-matrix solve
+            it, exact = lu.solve(p_old), True
+            continue
+        cand = it + _newton_direction(gen, A, lu, it, p_old, r, h)
+        if np.all(cand > 0):
+            it, exact = cand, False
+        else:  # a Picard step keeps positivity
+            it, exact = lu.solve(p_old), True
+    raise _NotConverged(residual)
+
+
+def _newton_direction(gen, A, lu, it, p_old, r, h) -> np.ndarray:
+    """Solve J δ = −r by GMRES, preconditioned by the LU of I − h L(Ẽ(it))."""
+    E = gen.step_energy(it, p_old)
+    n = it.size
+
+    def jv(v: np.ndarray) -> np.ndarray:
+        return A @ v - h * gen.energy_derivative(E, it, gen.energy_jacobian(it, v))
+
+    J = LinearOperator((n, n), matvec=jv, dtype=float)
+    M = LinearOperator((n, n), matvec=lu.solve, dtype=float)
+    delta, _ = gmres(J, -r, M=M, rtol=1e-12, atol=0.0, restart=40, maxiter=5)
+    return delta
+
+
+def _attempt(gen, p, t, h, *, tol, max_iter, max_halvings):
+    """A step of at most `h`, halved on failure; returns (p_new, h_used, iterations)."""
+    residual = np.inf
+    for _ in range(max_halvings + 1):
+        try:
+            new, its, residual = implicit_step(gen, p, h, tol=tol, max_iter=max_iter)
+            return new, h, its
+        except _NotConverged as err:
+            residual = err.residual
+            h *= 0.5
+    raise MeanFieldConvergenceError(
+        f"mean-field implicit step did not converge at t={t:g}: L1 residual {residual:.3g} "
+        f"above `tol`={tol:g} after {max_halvings} halvings of the step (down to h={2 * h:.3g}); "
+        "use a smaller `dt` or a larger `max_iter`",
+        t,
+        residual,
+    )
+
+
+class _Frames:
+    """Saved frames and their diagnostics."""
+
+    def __init__(self, model: MeanFieldModel) -> None:
+        self.model = model
+        g = model.grid
+        self.V = g.volumes
+        self._c = [g._along(a, g.centers[a]) for a in range(g.ndim)]
+        self._w = [g._along(a, g.widths[a]) for a in range(g.ndim)]
+        self.times: list[float] = []
+        self.frames: list[np.ndarray] = []
+        self.infos: list[dict[str, Any]] = []
+
+    def add(self, t: float, p: np.ndarray, h: float, iterations: int) -> None:
+        m, V = self.model, self.V
+        pg = np.reshape(p, V.shape)
+        E = m.effective_energy(pg)
+        info = {
+            "mass": dg.mass(V, pg),
+            "mean_energy": dg.mean_energy(V, m.energy, pg),
+            "entropy": dg.entropy(V, pg),
+            "free_energy": m.free_energy(pg),
+            "relative_entropy": dg.relative_entropy(V, dg.log_gibbs(E, m.temperature, V), pg),
+            "negative_mass": float(np.sum(V * (np.maximum(pg, 0) - pg))),
+            "step_size": h,
+            "interaction_energy": m.interaction_energy(pg),
+            "picard_iterations": float(iterations),
+        }
+        info["mean"], info["covariance"] = dg.moments(V, self._c, self._w, pg)
+        frame = np.array(pg, float)
+        frame.setflags(write=False)
+        self.times.append(float(t))
+        self.frames.append(frame)
+        self.infos.append(info)
+
+    def dataset(self, attrs: dict[str, Any]):
+        import xarray as xr
+
+        ds = build_dataset(self.model.grid, self.times, self.frames, self.infos, attrs)
+        ds["relative_entropy"].attrs["long_name"] = (
+            "KL(p||q[p]) to the Gibbs density of E[p] (0 at a self-consistent stationary state)"
+        )
+        ds["free_energy"].attrs["long_name"] = "mean-field free energy F[p]"
+        extra = {
+            "interaction_energy": "1/2 sum(V p (W*p)) + sum(V phi(p))",
+            "picard_iterations": "Picard iterations of the last step",
+        }
+        for name, long_name in extra.items():
+            ds[name] = xr.Variable(
+                "time", np.array([d[name] for d in self.infos], float), {"long_name": long_name}
+            )
+        return ds
+
+
+def _save_times(t_end: float, dt: float, save_every, save_at) -> list[float]:
+    if save_at is not None:
+        times = sorted({float(s) for s in save_at if 0 < float(s) < t_end})
+    else:
+        every = dt if save_every is None else positive(save_every, "save_every")
+        k = int(np.floor(t_end / every + 1e-9))
+        times = [i * every for i in range(1, k + 1) if i * every < t_end * (1 - 1e-12)]
+    return [*times, t_end]
+
+
+def solve_meanfield(
+    model: MeanFieldModel,
+    p0: Any,
+    t_end: float,
+    dt: float | None = None,
+    method: str | None = None,
+    *,
+    save_every: float | None = None,
+    save_at: Sequence[float] | None = None,
+    tol: float = 1e-10,
+    max_iter: int = 30,
+    max_halvings: int = 8,
+    max_steps: int = 1_000_000,
+    callback: Callable[[float, np.ndarray], Any] | None = None,
+    unsupported: dict[str, Any] | None = None,
+):
+    """Integrate a mean-field model with the stabilised implicit step (module notes).
+
+    Parameters
+    ----------
+    model : MeanFieldModel
+    p0 : array, DataArray or callable
+    t_end : float
+    dt : float
+        The step (required; steps land on the save times).
+    method : {"backward_euler"}, optional
+        The only method (first order in time).
+    save_every, save_at : optional
+        As for :func:`fpsolver.solve`; default: every step.
+    tol : float
+        Picard convergence test: L¹ residual ≤ tol · mass.
+    max_iter, max_halvings : int
+        Picard iterations per try; halvings of a failing step before the error.
+    max_steps : int
+    callback : callable, optional
+        ``callback(t, p)`` at every saved frame.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``p``, ``mass``, ``mean_energy`` (⟨E₀⟩), ``entropy``, ``free_energy``
+        (F[p]), ``relative_entropy`` (KL(p‖q[p]) to the Gibbs density of
+        E[p]), ``interaction_energy``, ``step_size``, ``picard_iterations``,
+        ``mean``, ``covariance``.
+
+    Raises
+    ------
+    MeanFieldConvergenceError
+        A step failed after `max_halvings` halvings; ``err.partial`` holds the frames so far.
+    """
+    for key, value in (unsupported or {}).items():
+        if value:
+            raise ValueError(f"`{key}` is not supported for a mean-field model (got {value!r})")
+    if method not in (None, "backward_euler"):
+        raise ValueError(
+            f"`method` must be 'backward_euler' for a mean-field model, got {method!r}"
+        )
+    if dt is None:
+        raise ValueError("a mean-field solve needs a step `dt` (e.g. dt=0.01)")
+    if isinstance(t_end, str):
+        raise ValueError(f"`t_end` must be a time for a mean-field model, got {t_end!r}")
+    t_end, dt = positive(t_end, "t_end"), positive(dt, "dt")
+    tol = positive(tol, "tol")
+    gen = MeanFieldGenerator(model)
+    p = density_array(model.grid, p0, "p0").ravel()
+    frames = _Frames(model)
+    frames.add(0.0, p, np.nan, 0)
+    attrs = _attrs(model, gen, dt, tol)
+    t, steps, h_next, its = 0.0, 0, dt, 0
+    try:
+        for target in _save_times(t_end, dt, save_every, save_at):
+            while t < target * (1 - 1e-14):
+                h = min(h_next, target - t)
+                p, h_used, its = _attempt(
+                    gen, p, t, h, tol=tol, max_iter=max_iter, max_halvings=max_halvings
+                )
+                t = target if h_used == target - t else t + h_used
+                h_next = min(dt, 2 * h_used) if h_used < h else h_next
+                steps += 1
+                if steps >= max_steps:
+                    raise RuntimeError(f"`max_steps`={int(max_steps)} reached at t={t:g}")
+            frames.add(t, p, h_used, its)
+            if callback is not None:
+                callback(t, frames.frames[-1])
+    except MeanFieldConvergenceError as err:
+        attrs.update(stopped=str(err), t_reached=frames.times[-1])
+        err.partial = frames.dataset(dict(attrs, steps=steps))
+        raise
+    return frames.dataset(dict(attrs, steps=steps, assemblies=gen.assemblies))
+
+
+def _attrs(model: MeanFieldModel, gen: MeanFieldGenerator, dt: float, tol: float) -> dict:
+    return {
+        "title": "Fokker-Planck solution of a mean-field model (fpsolver)",
+        "method": "backward_euler",
+        "mean_field": 1,
+        "dt": dt,
+        "temperature": model.temperature,
+        "picard_tol": tol,
+        "stabilisation": gen.stabilisation,
+        "interaction_method": "none" if model.interaction is None else model.interaction.method,
+        "boundary": model.boundary.describe(model.grid.names),
+        "fpsolver_version": __version__,
+        **model.grid.to_attrs(),
+    }
+
+
+def relax(
+    model: MeanFieldModel,
+    p0: Any,
+    *,
+    dt: float = 0.1,
+    tol: float = 1e-10,
+    picard_tol: float | None = None,
+    dt_max: float = 100.0,
+    max_steps: int = 20_000,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Relax `p0` to a stationary state by implicit steps of growing size.
+
+    The step doubles after every step that converged in at most 8 Picard
+    iterations (up to `dt_max`) and halves on failure. Converged when both
+    the change of a step Σ V|p^{n+1} − pⁿ| and the self-consistency
+    residual KL(p‖q[p]) (q[p] ∝ exp(−E[p]/T)) fall below `tol`.
+
+    Returns
+    -------
+    p : ndarray
+        The last density (grid shape).
+    info : dict
+        ``converged``, ``t``, ``steps``, ``change``, ``relative_entropy``.
+    """
+    gen = MeanFieldGenerator(model)
+    V = model.grid.volumes
+    p = density_array(model.grid, p0, "p0").ravel()
+    ptol = tol if picard_tol is None else picard_tol
+    h, t, change, kl = positive(dt, "dt"), 0.0, np.inf, np.inf
+    cap = positive(dt_max, "dt_max")
+    steps = 0
+    while steps < max_steps:
+        steps += 1
+        new, h_used, its = _attempt(gen, p, t, h, tol=ptol, max_iter=30, max_halvings=12)
+        cap = h_used if h_used < h else cap  # a step failed: never try that large again
+        change = float(np.sum(V.ravel() * np.abs(new - p)))
+        p, t = new, t + h_used
+        pg = p.reshape(model.grid.shape)
+        kl = dg.relative_entropy(
+            V, dg.log_gibbs(model.effective_energy(pg), model.temperature, V), pg
+        )
+        if change <= tol and kl <= tol:
+            break
+        h = min(cap, 2 * h_used) if its <= 8 else h_used
+    info = dict(converged=change <= tol and kl <= tol, t=t, steps=steps, change=change)
+    info["relative_entropy"] = kl
+    return p.reshape(model.grid.shape), info
