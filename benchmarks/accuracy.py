@@ -905,7 +905,9 @@ def header(quick: bool, repeat: int) -> list[str]:
         "",
         "For each L¹ level ε, the fastest option found (method, N cells per axis, dt or "
         "rtol; dt ladder t_end/2^k, rtol ladder 10^(−k/2)) against the default call "
-        "`solve(p0, t_end)` (adaptive, rtol = 1e-4, saving every step) on the coarsest "
+        "`solve(p0, t_end)` (the exact `separable` path where the model allows it, "
+        "otherwise the adaptive method with its global time-error control, saving every "
+        "step) on the coarsest "
         f"grid where it reaches ε. A grid is tried when its spatial error is below {MARGIN:g} ε "
         "(the two coarsest such grids). Times: median of "
         f"{repeat} fresh processes, building the model and solving; ΔRSS: growth of the "
