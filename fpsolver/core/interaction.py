@@ -147,7 +147,8 @@ class Interaction:
     def _evaluate(self, seps: list[np.ndarray]) -> np.ndarray:
         shape = np.broadcast_shapes(*(s.shape for s in seps))
         try:
-            out = call_field(self.kernel, self.grid.names, seps)
+            with np.errstate(all="ignore"):  # non-finite values are reported below, by separation
+                out = call_field(self.kernel, self.grid.names, seps)
         except Exception as err:
             raise ValueError(f"`interaction` callable failed on the separations: {err}") from err
         if np.iscomplexobj(out):
