@@ -209,3 +209,26 @@ def test_particles_bias_is_one_over_n():
     (a, sa), (b, sb) = stats
     assert abs(a - b) / np.hypot(sa, sb) < 3.29, stats
     assert 1.0 < b < 2.0  # between the t = 0 value 1 and the stationary T/(T - T_c) = 2
+
+
+def test_config_interaction_expression_builds_a_mean_field_model():
+    from fpsolver.cli.config import ConfigError, parse_config
+
+    data = {
+        "grid": {"theta": [0, TWO_PI, 32], "periodic": ["theta"]},
+        "constants": {"J": 1.5},
+        "model": {"temperature": 0.4, "interaction": "-J*cos(dtheta)", "local": 0.2},
+        "initial": {"type": "gaussian", "mean": 3.0, "cov": 0.5},
+        "solve": {"t_end": 1.0, "dt": 0.1},
+    }
+    model = parse_config(data).model
+    assert isinstance(model, fp.MeanFieldFokkerPlanck)
+    th = model.grid.centers[0]
+    p = (1 + 0.5 * np.cos(th)) / TWO_PI
+    ref = fp.FokkerPlanck(
+        model.grid, temperature=0.4, interaction=lambda d: -1.5 * np.cos(d), local=0.2
+    )
+    assert np.max(np.abs(model.effective_energy(p) - ref.effective_energy(p))) < 1e-14
+    bad = dict(data, model={"temperature": 1.0, "interaction": "cos(dx)"})
+    with pytest.raises(ConfigError, match="interaction"):
+        parse_config(bad)

@@ -749,7 +749,23 @@ def _axis(key: str, spec: Any) -> Any:
     )
 
 
-MODEL_KEYS = ("energy", "temperature", "mobility", "force", "boundary")
+MODEL_KEYS = ("energy", "temperature", "mobility", "force", "boundary", "interaction", "local")
+
+
+def _interaction(table: _Table, ctx: _Context) -> Any:
+    """The pair kernel W: an expression of the separations d<axis> (e.g. "-J*cos(dtheta)")."""
+    if not table.has("interaction"):
+        return None
+    value, key = table.raw("interaction"), table.key("interaction")
+    if isinstance(value, str) and is_reference(value):
+        return resolve_reference(value, ctx.allow_python, name=key)
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise ConfigError(f"{key}: must be an expression of {['d' + n for n in ctx.names]}")
+    try:
+        expr = Expression(str(value), tuple("d" + n for n in ctx.names), ctx.constants, name=key)
+    except ExpressionError as err:
+        raise ConfigError(str(err)) from None
+    return lambda *d: np.broadcast_to(expr(*d), np.broadcast_shapes(*(np.shape(x) for x in d)))
 
 
 def _model(table: _Table, grid, ctx: _Context):
@@ -786,6 +802,8 @@ def _model(table: _Table, grid, ctx: _Context):
             else:
                 force = _vector_callable(comps, grid.names)
     boundary = _boundary(table, grid)
+    mean_field = {k: v for k, v in (("interaction", _interaction(table, ctx)),
+                                    ("local", table.raw("local"))) if v is not None}  # fmt: skip
     for name, f in (("energy", energy), ("mobility", mobility)):
         if isinstance(f, Expression):
             _check_finite(table.key(name), f, grid)
@@ -797,6 +815,7 @@ def _model(table: _Table, grid, ctx: _Context):
             mobility=mobility,
             force=force,
             boundary=boundary,
+            **mean_field,
         )
     except (ValueError, TypeError) as err:
         raise ConfigError(f"{table.path}: {err}") from None
