@@ -1,13 +1,17 @@
 r"""Time stepping of mean-field models: the nonlinear implicit step and the solve.
 
 :func:`implicit_step` solves the stabilised backward-Euler step of
-:mod:`fpsolver.discrete.meanfield` by Picard iteration: with Ẽ evaluated
-at the current iterate p_k, p_{k+1} = (I − h L(Ẽ(p_k)))⁻¹ pⁿ. Every
-iterate is the solution of an M-matrix system, so it is positive and has
-exactly the mass of pⁿ. **Convergence test**: the step's L¹ residual
-Σ V |p_k − pⁿ − h L(Ẽ(p_k)) p_k| ≤ `tol` · Σ V pⁿ (default 1e-10); the
-accepted p_k is a previous iterate, so the test costs no extra solve.
-The free-energy inequality of the module notes then holds up to O(tol).
+:mod:`fpsolver.discrete.meanfield` by Newton's method: the Jacobian
+J = I − h L(Ẽ) − h ∂_E[L(Ẽ) p] (W * · + φ'' + s) is applied matrix-free and
+each Newton system is solved by GMRES preconditioned with the LU
+factorisation of the frozen step matrix I − h L(Ẽ(p_k)). A Newton iterate
+with a non-positive entry is replaced by the Picard iterate
+(I − h L(Ẽ(p_k)))⁻¹ pⁿ, and a converged Newton iterate is polished by one
+such solve, so the accepted density solves an M-matrix system: positive,
+with exactly the mass of pⁿ. **Convergence test**: the step's L¹ residual
+Σ V |p − pⁿ − h L(Ẽ(p)) p| ≤ `tol` · Σ V pⁿ (default 1e-10), evaluated at
+the accepted density. The free-energy inequality of the module notes then
+holds up to O(tol).
 
 A step whose iteration does not converge in `max_iter` iterations (or
 diverges) is retried with half the step, up to `max_halvings` times; then
