@@ -191,14 +191,15 @@ def test_failing_step_is_retried_then_an_error_names_t_and_the_residual():
 
 def test_particles_bias_is_one_over_n():
     # Above T_c, from the uniform state, the grid keeps r = 0 for all t; N particles give
-    # E[r^2] = g(t)/N + O(1/N^2). N E[r^2] must agree at N = 8 and 32 (|z| < 3.29, a
+    # E[r^2] = g(t)/N + O(1/N^2). N E[r^2] must agree at N = 16 and 32 (the measured
+    # O(1/N^2) part there, about 8 % of g, is below one standard error) (|z| < 3.29, a
     # two-sided false-alarm rate of 1e-3; fixed seeds).
     m = _kuramoto(1.0)
     u = np.full(32, 1 / TWO_PI)
     ds = m.solve(u, t_end=1.0, dt=0.1, save_every=1.0)
     assert _r(m.grid, ds.p.values[-1]) < 1e-14
     stats = []
-    for n, reps in ((8, 1500), (32, 400)):
+    for n, reps in ((16, 800), (32, 400)):
         out = m.simulate_particles(
             u, n=n, t_end=1.0, dt=0.02, replicas=reps, seed=n,
             interaction_gradient=lambda theta: np.sin(theta),
