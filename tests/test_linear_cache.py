@@ -77,3 +77,24 @@ def test_adaptive_default_and_ladder_aligned_with_save_times():
     assert np.all(
         np.abs(np.log2(steps / ds.attrs["dt"]) - np.round(np.log2(steps / ds.attrs["dt"]))) < 1e-9
     )
+
+
+def test_release_drops_lu_factors_and_the_global_control_holds_one():
+    model = _model()
+    s = LinearSolver(model.generator())
+    b = np.ones(model.grid.size)
+    x = s.solve(0.1, b)
+    s.release()
+    assert (s.cached_bytes, len(s._cache)) == (0, 0)
+    np.testing.assert_array_equal(s.solve(0.1, b), x)  # rebuilt: the same factors
+    assert s.factorizations == 2
+    # a drifting Gaussian: the trial (t_end/8) misses the target, the run refines;
+    # the trial's factors are dropped, so one factorisation is held at the end
+    grid = fp.Grid(x=(-8, 8, 200))
+    ou = fp.FokkerPlanck(grid, energy=lambda x: x**2 / 2)
+    stepper = make_stepper("adaptive", ou)
+    stepper.plan(1.0)
+    t, p = 0.0, fp.gaussian(grid, 3.0, 0.25).values.ravel()
+    while t < 1.0:
+        t, p = stepper.step_to(t, p, 1.0)
+    assert stepper.factorizations == 2 and len(stepper.linear._cache) == 1

@@ -488,6 +488,30 @@ class LinearSolver:
         if self._last_c is not None and _key(self._last_c) not in self._cache:
             self._last_c = self._last = None
 
+    def release(self) -> None:
+        """Drop the cached LU factors (a caller that will not use their c again).
+
+        Only LU factors go: they serve their own c alone, whereas the
+        iterative solvers' preconditioners are reused for a nearby c and
+        stay. A stepper that has moved to a new step size for good calls
+        this so that the old factors do not double the peak memory.
+
+        Examples
+        --------
+        >>> import numpy as np, fpsolver as fp
+        >>> m = fp.FokkerPlanck(fp.Grid(x=(-3, 3, 30)), energy=lambda x: x**2 / 2)
+        >>> s = LinearSolver(m.generator())
+        >>> _ = s.solve(0.1, np.ones(30))
+        >>> s.cached_bytes > 0, (s.release(), s.cached_bytes)[1]
+        (True, 0)
+        """
+        if self.kind != "lu":
+            return
+        self._cache.clear()
+        self._sizes.clear()
+        self.cached_bytes = 0
+        self._last_c = self._last = None
+
     def set_volumes(self, volumes: np.ndarray) -> None:
         """Enable the mass correction with cell volumes V (see :meth:`solve`)."""
         V = np.asarray(volumes, float).ravel()

@@ -638,6 +638,8 @@ class AdaptiveTRBDF2(TRBDF2):
             self.steps -= len(states)  # replayed, counted once below
             return
         self.rejected_steps += len(states)
+        if self.linear is not None:
+            self.linear.release()  # the trial's factors: not needed again
         j = max(1, math.ceil(0.5 * math.log2(max(g0, target) / target)))
         self.level = k0 - j
 
