@@ -106,20 +106,25 @@ def face_coefficients(model: Model, log_q: np.ndarray, links) -> list[dict]:
     A = 0.5 * (K - np.swapaxes(K, 0, 1))
     idx = np.arange(grid.size).reshape(grid.shape)
     conduct = _unit_conductances(grid, links)
+    # q(i ± e_c) / q(i): local ratios, never overflowing; every other ratio is a product.
+    ratios = {
+        (c, s): np.exp(_shift(log_q, c, s, grid.periodic[c])[0] - log_q)
+        for c in range(d)
+        for s in (1, -1)
+    }
     out = []
     for a in range(d):
         per = grid.periodic[a]
         j_idx, ok = _shift(idx, a, 1, per)
-        lq_j, _ = _shift(log_q, a, 1, per)
         r_i = np.zeros(grid.shape)  # β / q_i
         for b in range(d):
-            if b != a:
-                r_i = r_i + _beta_over_q(grid, A[a, b], log_q, lq_j, a, b, T)
+            if b != a and np.any(A[a, b] != 0):
+                r_i = r_i + _beta_over_q(grid, A[a, b], ratios, a, b, T)
         valid = np.broadcast_to(ok, grid.shape)
         i = idx[valid]
         j = j_idx[valid]
         r_i = r_i[valid]
-        ratio = np.exp(log_q[valid] - lq_j[valid])  # q_i / q_j
+        ratio = 1.0 / ratios[(a, 1)][valid]  # q_i / q_j
         c_i, c_j = (np.zeros(i.size), np.zeros(i.size))
         if conduct[a] is not None:
             c_i, c_j = conduct[a][0][i], conduct[a][1][i]
@@ -140,10 +145,14 @@ def _coefficients(i, j, b_i, b_j, c_i, c_j) -> dict:
     return dict(i=i, j=j, out_i=out_i, in_j=in_j, hybrid=hybrid)
 
 
-def _beta_over_q(grid, Aab, log_q, lq_j, a: int, b: int, T: float) -> np.ndarray:
-    """[Ψ^{ab}]_{b−}^{b+} / q_i on the faces normal to a (cell i lower, j = i + e_a)."""
-    per_b = grid.periodic[b]
-    Aj, _ = _shift(Aab, a, 1, grid.periodic[a])
+def _beta_over_q(grid, Aab, ratios: dict, a: int, b: int, T: float) -> np.ndarray:
+    """[Ψ^{ab}]_{b−}^{b+} / q_i on the faces normal to a (cell i lower, j = i + e_a).
+
+    ``ratios[(c, s)]`` is q(i + s e_c)/q(i) on the cells.
+    """
+    per_a, per_b = grid.periodic[a], grid.periodic[b]
+    r_a = ratios[(a, 1)]  # q_j / q_i
+    Aj, _ = _shift(Aab, a, 1, per_a)
     width = np.ones([1] * grid.ndim)
     for c in range(grid.ndim):
         if c not in (a, b):
@@ -151,13 +160,12 @@ def _beta_over_q(grid, Aab, log_q, lq_j, a: int, b: int, T: float) -> np.ndarray
     total = np.zeros(grid.shape)
     for sign in (1, -1):
         # The edge at the b-vertex on side `sign`: cells i, j and their neighbours i±e_b, j±e_b.
-        terms = np.zeros(grid.shape)
-        for arr, lq in ((Aab, log_q), (Aj, lq_j)):
-            nb, ok = _shift(arr, b, sign, per_b)
-            lq_nb, _ = _shift(lq, b, sign, per_b)
-            terms = terms + arr * np.exp(lq - log_q) + np.where(ok, nb * np.exp(lq_nb - log_q), 0)
-        _, ok = _shift(Aab, b, sign, per_b)
-        edge = np.where(ok, 0.25 * T * terms, 0.0)  # zero on a bounded wall
+        r_b = ratios[(b, sign)]  # q(i + s e_b) / q(i)
+        r_bj, _ = _shift(r_b, a, 1, per_a)  # q(j + s e_b) / q(j)
+        Ai_nb, ok = _shift(Aab, b, sign, per_b)
+        Aj_nb, _ = _shift(Aj, b, sign, per_b)
+        terms = Aab + Aj * r_a + Ai_nb * r_b + Aj_nb * (r_a * r_bj)
+        edge = np.where(ok, (0.25 * T) * terms, 0.0)  # zero on a bounded wall
         total = total + sign * edge
     return total * width
 
