@@ -10,7 +10,7 @@
 # %% [markdown]
 # # Mean-field energies: the noisy Kuramoto phase transition, free-energy decay, particles
 #
-# The noisy Kuramoto (mean-field XY) model on a circle, E[p](θ) = −J ∫cos(θ − θ′) p(θ′) dθ′,
+# The noisy Kuramoto (mean-field XY) model on a circle, `E[p](θ) = −J ∫cos(θ − θ′) p(θ′) dθ′`,
 # J = 1, p normalised to 1 on [0, 2π). The uniform state loses stability at T_c = J/2; below
 # it the stationary states satisfy r = I₁(Jr/T)/I₀(Jr/T). (1) Stationary r(T) by relaxation
 # from a slightly perturbed uniform state against the self-consistency equation, and T_c from
