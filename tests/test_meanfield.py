@@ -233,3 +233,22 @@ def test_config_interaction_expression_builds_a_mean_field_model():
     bad = dict(data, model={"temperature": 1.0, "interaction": "cos(dx)"})
     with pytest.raises(ConfigError, match="interaction"):
         parse_config(bad)
+
+
+def test_command_line_runs_a_mean_field_config(tmp_path):
+    import xarray as xr
+
+    from fpsolver.cli import main
+
+    config = tmp_path / "kuramoto.toml"
+    config.write_text(
+        '[grid]\ntheta = [0, 6.283185307179586, 48]\nperiodic = ["theta"]\n'
+        '[model]\nenergy = 0\ntemperature = 0.4\ninteraction = "-cos(dtheta)"\n'
+        '[initial]\ntype = "expression"\nexpression = "1 + 0.1*cos(theta)"\n'
+        '[solve]\nmethod = "backward_euler"\ndt = 0.5\nt_end = 2.0\nsave_every = 1.0\n'
+    )
+    out = tmp_path / "out"
+    assert main(["run", str(config), "-o", str(out)]) == 0
+    ds = xr.open_dataset(out / "result.nc")
+    assert ds.time.values.tolist() == [0.0, 1.0, 2.0]
+    assert (ds.free_energy.diff("time") <= 1e-12).all()

@@ -183,10 +183,8 @@ def _run(args: argparse.Namespace) -> int:
     keeper = _Keeper()
     start = time.perf_counter()
     try:
-        ds = _call(
-            "solve",
-            lambda: cfg.model.solve(cfg.p0, progress=False, trackers=[keeper], **solve_kw),
-        )
+        extra = {} if getattr(cfg.model, "mean_field", False) else {"trackers": [keeper]}
+        ds = _call("solve", lambda: cfg.model.solve(cfg.p0, progress=False, **extra, **solve_kw))
     except KeyboardInterrupt:
         raise _Interrupted(_save_interrupted(cfg, keeper, out, solve_kw)) from None
     wall = time.perf_counter() - start
