@@ -16,9 +16,8 @@ from typing import Any
 
 from ..core.meanfield import MeanFieldModel
 from ..discrete.meanfield import MeanFieldGenerator
-from ..integrate.meanfield import relax
+from ..integrate.meanfield import relax, solve_meanfield
 from ..sampling.meanfield import simulate_interacting
-from .runs import solve
 
 __all__ = ["MeanFieldFokkerPlanck"]
 
@@ -50,7 +49,8 @@ class MeanFieldFokkerPlanck(MeanFieldModel):
         >>> bool((ds.free_energy.diff("time") < 0).all()), bool(abs(ds.mass[-1] - 1) < 1e-13)
         (True, True)
         """
-        return solve(self, p0, t_end, dt, method, **kwargs)
+        kwargs.pop("progress", None)  # a mean-field solve draws no progress bar
+        return solve_meanfield(self, p0, t_end, dt, method, **kwargs)
 
     def stationary(self, p0: Any = None, **kwargs: Any):
         """A stationary state reached by relaxation from `p0` (default: the Gibbs density of E₀).
