@@ -324,3 +324,17 @@ def test_a_blowup_stops_with_a_clear_message_and_keeps_the_trajectory():
     assert free["free_energy"].values.max() > 40 * free["free_energy"].values[0]
     calm = recall_and_learn(energy, [0.0], DATA1, GRID1, steps=40, lr=0.4)
     assert abs(calm["theta"].values[-1, 0] - DATA1.mean()) < 1e-6
+
+
+def test_recall_and_learn_refuses_a_curved_grid():
+    grid = fp.Grid.polar(r=(0, 2, 8), phi=8)
+    with pytest.raises(NotImplementedError, match="recall_and_learn"):
+        fp.recall_and_learn(
+            energy=lambda r, phi, theta: theta[0] * r**2,
+            theta0=[1.0],
+            data=np.array([[0.5, 0.1]]),
+            grid=grid,
+            temperature=1.0,
+            steps=1,
+            lr=0.1,
+        )

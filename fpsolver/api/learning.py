@@ -43,7 +43,7 @@ from ..analysis.learning import (
     grid_learning_terms,
 )
 from ..core import diagnostics as dg
-from ..core.grid import Grid
+from ..core.grid import Grid, require_flat
 from ..sampling.particles import histogram_free_energy
 from .fokker_planck import FokkerPlanck
 from .runs import solve
@@ -281,6 +281,7 @@ def recall_and_learn(
     True
     """
     _options(grid, recall, relax, steps, lr)
+    require_flat(grid, "recall_and_learn (data terms on Cartesian cells)")
     theta = np.atleast_1d(np.asarray(theta0, dtype=float)).copy()
     rate = np.broadcast_to(np.asarray(lr, dtype=float), theta.shape)
     names = list(grid.names) if visible is None else list(visible)
