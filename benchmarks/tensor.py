@@ -10,8 +10,8 @@ with an antisymmetric part. Reports, side by side in one process (median
 of `--repeat`): the time of ``model.generator()`` (Selling decomposition,
 link weights and assembly; the energy is a cell array so its evaluation is
 not timed), the number of non-zeros, and the time of one implicit step
-(I − dt L) x = b (sparse LU in 2-D, BiCGStab with a Jacobi preconditioner
-in 3-D; factorisation or setup included). Writes
+(I − dt L) x = b with the linear solver a run would pick (its kind is
+named in the table; factorisation or setup included). Writes
 ``benchmarks/tensor.md``. Goal from the issue: a full tensor costs at most
 3× the diagonal case.
 """
@@ -28,8 +28,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
-import scipy.sparse.linalg as spl
 
 import fpsolver as fp
 
@@ -53,24 +51,21 @@ def mobilities(nd: int) -> dict[str, object]:
     return {"diagonal": list(np.diag(S)), "tensor": S, "tensor + antisymmetric": S + A}
 
 
-def one_step(L: sp.csr_array, ndim: int, dt: float, b: np.ndarray) -> float:
-    """Seconds for one implicit step (I − dt L) x = b, factorisation or setup included.
+def one_step(model: fp.FokkerPlanck, dt: float, b: np.ndarray) -> tuple[float, str]:
+    """Seconds for one implicit step (I − dt L) x = b with the solver ``solve()`` picks.
 
-    Sparse LU in 1-D and 2-D; in 3-D BiCGStab with a Jacobi preconditioner
-    to a relative residual of 1e-8 for every mobility (I − dt L is not
-    symmetric, so CG does not apply without the symmetric rescaling).
+    :meth:`fpsolver.discrete.linsolve.LinearSolver.for_model` chooses it as
+    a run does: sparse LU in 2-D; in 3-D above the crossover, CG on the
+    symmetric form for reversible models and BiCGStab otherwise, to the
+    library's default tolerance. Factorisation or setup is included.
     """
-    M = sp.csc_array(sp.eye(L.shape[0]) - dt * L)
+    from fpsolver.discrete.linsolve import LinearSolver
+
+    model.generator()  # assembly is timed separately
     t0 = time.perf_counter()
-    if ndim <= 2:
-        spl.splu(M).solve(b)
-    else:
-        d = M.diagonal()
-        pre = spl.LinearOperator(M.shape, lambda v: v / d)
-        _, info = spl.bicgstab(M, b, x0=b, rtol=1e-8, maxiter=2000, M=pre)
-        if info != 0:
-            raise RuntimeError(f"BiCGStab did not converge (info={info})")
-    return time.perf_counter() - t0
+    solver = LinearSolver.for_model(model)
+    solver.solve(dt, b, b)
+    return time.perf_counter() - t0, solver.kind
 
 
 def measure(shape: tuple[int, ...], repeat: int) -> list[tuple[str, float, int, float]]:
@@ -90,8 +85,9 @@ def measure(shape: tuple[int, ...], repeat: int) -> list[tuple[str, float, int, 
             L = model.generator()
             t_asm.append(time.perf_counter() - t0)
             nnz = L.nnz
-            t_step.append(one_step(L, grid.ndim, dt, b))
-        out.append((name, float(np.median(t_asm)), nnz, float(np.median(t_step))))
+            seconds, kind = one_step(model, dt, b)
+            t_step.append(seconds)
+        out.append((f"{name} ({kind})", float(np.median(t_asm)), nnz, float(np.median(t_step))))
     return out
 
 
