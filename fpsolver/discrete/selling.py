@@ -197,6 +197,16 @@ def _local_tensor(model: Model) -> tuple[np.ndarray, np.ndarray]:
     K = model.mobility_tensor()
     S = 0.5 * (K + np.swapaxes(K, 0, 1))
     d = grid.ndim
+    if grid.curved:
+        # K is given in the orthonormal frame; coordinate components are H⁻¹ K H⁻¹.
+        scale = grid.geometry.scale
+        if scale is None:
+            raise NotImplementedError(
+                "a tensor mobility needs the scale factors of the grid's metric; a curvilinear "
+                "grid read back from attributes has only its cell measures"
+            )
+        hs = [np.broadcast_to(h, grid.shape) for h in scale(list(grid.mesh()))]
+        S = S / np.array([[ha * hb for hb in hs] for ha in hs])
     h = np.stack([np.broadcast_to(grid._along(a, grid.widths[a]), grid.shape) for a in range(d)])
     h = h.reshape(d, -1)
     St = S.reshape(d, d, -1) / (h[:, None, :] * h[None, :, :])
