@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from .grid import _is_dataarray
+
 __all__ = ["KINDS", "MobilityField", "parse_mobility", "tensor_from_output", "check_spd"]
 
 #: The readings of a mobility value (the ``mobility_kind`` argument).
@@ -233,10 +235,6 @@ def _has_offdiagonal(K: np.ndarray) -> bool:
     nd = K.shape[0]
     off = ~np.eye(nd, dtype=bool)
     return bool(np.any(K[off] != 0))
-
-
-def _is_dataarray(obj: Any) -> bool:
-    return type(obj).__name__ == "DataArray" and hasattr(obj, "dims")
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:

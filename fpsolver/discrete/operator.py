@@ -303,14 +303,14 @@ def _sg_flux(ln: Any, p: np.ndarray) -> np.ndarray:
 
 
 def _add_wall_fluxes(grid, walls, p: np.ndarray, out: list[np.ndarray]) -> None:
-    """Add the outflow through absorbing walls (per unit area) to face-flux arrays."""
-    for axis, side, cells, w, d in walls:
-        flux = (w * sg.bernoulli(d)).ravel() * p[cells.ravel()]
-        multi = list(np.unravel_index(cells.ravel(), grid.shape))
-        multi[axis] = multi[axis] + (0 if side == 0 else 1)
-        area = np.broadcast_to(grid.face_areas(axis), cells.shape).ravel()
-        sign = -1.0 if side == 0 else 1.0
-        np.add.at(out[axis], tuple(multi), sign * flux / area)
+    """Add the outflow through absorbing walls (:func:`sg.wall_fluxes`) to face-flux arrays."""
+    for a in range(grid.ndim):
+        if grid.periodic[a]:
+            continue
+        for side, end in enumerate(sg.wall_fluxes(grid, walls, p, a)):
+            face = [slice(None)] * grid.ndim
+            face[a] = slice(0, 1) if side == 0 else slice(-1, None)
+            out[a][tuple(face)] += end
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:

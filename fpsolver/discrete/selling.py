@@ -191,8 +191,8 @@ def _offset_table(offs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return table, index[code]
 
 
-def _local_tensor(model: Model) -> tuple[np.ndarray, np.ndarray]:
-    """S̃ = H⁻¹ S H⁻¹ per cell, as ``(n, d, d)``, and the flat cell widths ``(d, n)``."""
+def _local_tensor(model: Model) -> np.ndarray:
+    """S̃ = W⁻¹ S W⁻¹ per cell (W the cell widths), as ``(n, d, d)``."""
     grid = model.grid
     K = model.mobility_tensor()
     S = 0.5 * (K + np.swapaxes(K, 0, 1))
@@ -210,14 +210,14 @@ def _local_tensor(model: Model) -> tuple[np.ndarray, np.ndarray]:
     h = np.stack([np.broadcast_to(grid._along(a, grid.widths[a]), grid.shape) for a in range(d)])
     h = h.reshape(d, -1)
     St = S.reshape(d, d, -1) / (h[:, None, :] * h[None, :, :])
-    return np.moveaxis(St, -1, 0), h
+    return np.moveaxis(St, -1, 0)
 
 
 def tensor_links(model: Model) -> tuple[OffsetLinks, ...]:
     """The Selling links of a tensor-mobility model, one group per offset (module notes)."""
     grid = model.grid
     d, n = grid.ndim, grid.size
-    St, _ = _local_tensor(model)
+    St = _local_tensor(model)
     if np.allclose(St, St[:1], rtol=1e-12, atol=0.0):  # one tensor everywhere (to rounding)
         offs, rho = selling(St[:1])
         table, oid = _offset_table(_canonical(offs[0]))

@@ -47,6 +47,7 @@ __all__ = [
     "symmetric_matrix",
     "links_reversible",
     "face_fluxes",
+    "wall_fluxes",
     "current_dataset",
 ]
 
@@ -347,18 +348,29 @@ def face_fluxes(grid: Grid, links, walls, p: np.ndarray) -> list[np.ndarray]:
         flux = ln.weight * (bernoulli(ln.delta) * ps - bernoulli(-ln.delta) * pd)
         flux = _per_area(np.broadcast_to(flux, ps.shape), grid.link_areas(a))
         if not grid.periodic[a]:
-            shape = list(grid.shape)
-            shape[a] = 1
-            ends = [np.zeros(shape), np.zeros(shape)]
-            for axis, side, cells, w, d in walls:
-                if axis == a:
-                    pc = p.ravel()[cells.ravel()].reshape(cells.shape)
-                    sign = -1.0 if side == 0 else 1.0
-                    wall = _per_area(w * bernoulli(d) * pc, grid.wall_areas(a, side))
-                    ends[side] = sign * np.broadcast_to(wall, shape)
+            ends = wall_fluxes(grid, walls, p, a)
             flux = np.concatenate([ends[0], flux, ends[1]], axis=a)
         out.append(flux)
     return out
+
+
+def wall_fluxes(grid: Grid, walls, p: np.ndarray, a: int) -> list[np.ndarray]:
+    """The fluxes per unit area through the lower and upper walls of a bounded axis `a`.
+
+    Two arrays with 1 along `a`: zero on reflecting walls, the (signed)
+    outflow on absorbing ones.
+    """
+    p = np.asarray(p, dtype=float).reshape(grid.shape)
+    shape = list(grid.shape)
+    shape[a] = 1
+    ends = [np.zeros(shape), np.zeros(shape)]
+    for axis, side, cells, w, d in walls:
+        if axis == a:
+            pc = p.ravel()[cells.ravel()].reshape(cells.shape)
+            sign = -1.0 if side == 0 else 1.0
+            wall = _per_area(w * bernoulli(d) * pc, grid.wall_areas(a, side))
+            ends[side] = sign * np.broadcast_to(wall, shape)
+    return ends
 
 
 def _per_area(flux: np.ndarray, area: np.ndarray) -> np.ndarray:
