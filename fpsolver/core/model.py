@@ -104,7 +104,6 @@ class Model:
         self.energy_function, self.energy = self._init_energy(energy)
         self._mobility = self._init_mobility(mobility, mobility_kind)
         self.mobility_function = self._mobility.function
-        self._mobility_cells = self._mobility.diagonal
         self.force_function, self.force_constant = self._init_force(force)
         if energy_gradient is not None and not callable(energy_gradient):
             raise TypeError("`energy_gradient` must be a callable returning one array per axis")
@@ -248,7 +247,7 @@ class Model:
 
     def mobility_cells(self) -> np.ndarray:
         """Diagonal of the (symmetric part of the) mobility at cell centres, ``(ndim, *shape)``."""
-        return self._mobility_cells
+        return self._mobility.diagonal
 
     def mobility_tensor(self) -> np.ndarray:
         """The full mobility K at cell centres, shape ``(ndim, ndim, *grid.shape)``."""
@@ -257,7 +256,7 @@ class Model:
         nd = self.grid.ndim
         full = np.zeros((nd, nd, *self.grid.shape))
         for a in range(nd):
-            full[a, a] = self._mobility_cells[a]
+            full[a, a] = self._mobility.diagonal[a]
         return _frozen(full)
 
     def mobility_tensor_at(self, points: Sequence[np.ndarray]) -> np.ndarray:
@@ -304,7 +303,7 @@ class Model:
             return [K[a, a] for a in range(self.grid.ndim)]
         if self.mobility_function is not None:
             return self.evaluate_components(self.mobility_function, points, "mobility", True)
-        cells = self._mobility_cells.reshape(self.grid.ndim, -1)
+        cells = self._mobility.diagonal.reshape(self.grid.ndim, -1)
         shape = np.broadcast_shapes(*(np.shape(p) for p in points))
         if np.all(cells == cells[:, :1]):  # constant mobility
             return [np.full(shape, v) for v in cells[:, 0]]
