@@ -185,12 +185,7 @@ def _unit_conductances(grid, links) -> list:
     source cell (at most one such link per cell and axis).
     """
     out: list = [None] * grid.ndim
-    for ln in links:
-        if getattr(ln, "axis", None) is not None:
-            w = np.broadcast_to(ln.weight, ln.src.shape).ravel()
-            d = np.broadcast_to(ln.delta, ln.src.shape).ravel()
-            out[ln.axis] = _lookup(grid.size, ln.src.ravel(), w, d)
-            continue
+    for ln in links:  # Selling links (a model with A is a tensor model)
         nz = np.flatnonzero(ln.offset)
         if nz.size == 1 and ln.offset[nz[0]] == 1:
             out[int(nz[0])] = _lookup(grid.size, ln.src, ln.weight, ln.delta)
