@@ -84,5 +84,7 @@ def test_top_level_simulate_particles_runs_a_protocol():
     top = fp.simulate_particles(m, p0, n=500, t_end=0.2, dt=1e-2, seed=4, save_every=0.1)
     own = m.simulate_particles(p0, 500, 0.2, 1e-2, seed=4, save_every=0.1)
     assert np.array_equal(top["work"].values, own["work"].values)
-    with pytest.raises(NotImplementedError, match="one machine"):
+    with pytest.raises(NotImplementedError, match="`scheduler`.*one machine"):
         fp.simulate_particles(m, p0, n=10, t_end=0.1, dt=1e-2, scheduler="tcp://127.0.0.1:1")
+    with pytest.raises(NotImplementedError, match="`save_at`"):
+        fp.simulate_particles(m, p0, n=10, t_end=0.1, dt=1e-2, save_at=[0.05])

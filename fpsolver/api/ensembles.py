@@ -130,7 +130,9 @@ def simulate_particles(
     if tasks is not None:
         _pt._count(tasks, "tasks")
     if getattr(model, "time_dependent", False):
-        return _protocol_particles(model, p0, n, t_end, dt, seed, save_every, client, scheduler)
+        unsupported = {"save_at": save_at, "workers": workers != 1, "client": client,
+                       "scheduler": scheduler}  # fmt: skip
+        return _protocol_particles(model, p0, n, t_end, dt, seed, save_every, unsupported)
     if client is None and scheduler is None:
         return _pt.simulate_particles(
             model, p0, n, t_end=t_end, dt=dt, save_every=save_every, save_at=save_at,
@@ -147,13 +149,14 @@ def simulate_particles(
     return run.dataset(sums)
 
 
-def _protocol_particles(model, p0, n, t_end, dt, seed, save_every, client, scheduler):
+def _protocol_particles(model, p0, n, t_end, dt, seed, save_every, unsupported: dict):
     """A time-dependent model: its own particle run, which records the work."""
-    if client is not None or scheduler is not None:
-        raise NotImplementedError(
-            "particles of a time-dependent model run on one machine for now: drop "
-            "`client`/`scheduler`"
-        )
+    for key, value in unsupported.items():
+        if value is not None and value is not False:
+            raise NotImplementedError(
+                f"`{key}` is not supported for the particles of a time-dependent model (they "
+                "run on one machine, in one process, saving every `save_every`)"
+            )
     if n is None:
         raise ValueError("`n` (the number of particles) is required for a time-dependent model")
     return model.simulate_particles(p0, n, t_end, dt, seed=seed, save_every=save_every)
