@@ -26,6 +26,7 @@ from ..core.schedule import SaveSchedule, positive
 from ..core.threads import limit_threads
 from ..discrete import sg
 from ..discrete.operator import Model, Operator, as_operator
+from ..discrete.separable import AUTO_MAX_AXIS
 from ..integrate.driver import integrate
 from ..integrate.meanfield import solve_meanfield
 from ..integrate.protocol_run import solve_protocol
@@ -201,7 +202,10 @@ def solve(
     )
     path = "general"
     if method is None:
-        sep = op.separable if dt is None else None
+        # The shape half of SeparableGenerator.preferred first: a 1-D or large model
+        # never takes the separable path, so its (dense, per-axis) factors are not built.
+        shape_ok = 2 <= op.grid.ndim <= 3 and max(op.grid.shape) <= AUTO_MAX_AXIS
+        sep = op.separable if dt is None and shape_ok else None
         if sep is not None and sep.preferred:
             method, path = "separable", "separable"
         else:
@@ -241,6 +245,10 @@ def solve(
     return run.result()
 
 
+#: Trackers that never read the diagnostics of a frame while the run goes on.
+_NO_INFO = (DiagnosticsTracker, Storage, EquilibriumStop, ProgressTracker, CallbackTracker)
+
+
 class _Run:
     """The pieces of one solve: stepper, trackers, and where it starts."""
 
@@ -251,12 +259,13 @@ class _Run:
         self.diagnostics = Diagnostics(op, initial_mass=mass(op.grid.volumes.ravel(), p))
         self.storage = Storage(op)
         self.stop = EquilibriumStop(self.diagnostics, tol) if tol is not None else None
-        tracker = DiagnosticsTracker(self.diagnostics, attrs["method"])
+        self.tracker = tracker = DiagnosticsTracker(self.diagnostics, attrs["method"])
         self.chain: list[Tracker] = [tracker, self.storage]
         self.chain += [self.stop] if self.stop is not None else []
         self.t0, self.resumed = 0.0, False
 
     def result(self):
+        self.tracker.fill(self.storage)  # the diagnostics of deferred frames, in batches
         return self.storage.dataset(_final(self.attrs, self.stepper))
 
     def state(self) -> dict[str, Any]:
@@ -287,6 +296,8 @@ class _Run:
     def go(self, schedule: SaveSchedule, max_steps: int) -> float:
         """Run the loop (unless a resumed run is already at equilibrium); the time reached."""
         t, p = self.t0, self.p
+        # No tracker reads a frame's diagnostics during the run: compute them at the end.
+        self.tracker.deferred = all(type(tr) in _NO_INFO for tr in self.chain)
         done = self.resumed and self.stop is not None and self.stop.on_step(t, p)
         try:
             if not done:

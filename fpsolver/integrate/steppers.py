@@ -374,18 +374,53 @@ NEGATIVE_TOL = 1e-8
 GROSS_NEGATIVE = 1e-6
 
 
-def spatial_error_estimate(p: np.ndarray, volumes: np.ndarray) -> float:
-    r"""The L¹ scale of a grid's own error on the density `p`: Σ_a Σ V|δ²_a p|/24.
+def _second_differences(q: np.ndarray, V: np.ndarray) -> float:
+    """Σ_a Σ V|δ²_a q| over the interior cells of each axis with at least 3 cells."""
+    total = 0.0
+    for a in range(V.ndim):
+        if V.shape[a] < 3:
+            continue
+        inner = [slice(None)] * V.ndim
+        inner[a] = slice(1, -1)
+        total += float(np.sum(V[tuple(inner)] * np.abs(np.diff(q, 2, axis=a))))
+    return total
 
-    A cell value of a smooth density differs from its cell average by
-    h_a² ∂²_a p/24 per axis (the midpoint rule's error), and
-    h_a² ∂²_a p ≈ δ²_a p, the second difference along axis a. On the six
-    benchmark problems (``benchmarks/accuracy.py``) this figure, taken on the
-    solution at t_end, is 0.8–1.2 times the measured L¹ spatial error of the
-    grid for the relaxing problems (P2, P4, P5, P6) and 0.26 times it for the
-    drifting Gaussian of P1, on every grid of the scan: a cheap (one pass over
-    p) statement of how accurate the grid can be, that the time stepping need
-    not beat.
+
+def spatial_error_estimate(
+    p: np.ndarray,
+    volumes: np.ndarray,
+    *,
+    rate: np.ndarray | None = None,
+    span: float = 0.0,
+) -> float:
+    r"""The L¹ scale of a grid's own error on the density `p` at the end of a run.
+
+    The larger of two cheap (one pass over p) estimates:
+
+    - the *representation* error Σ_a Σ V|δ²_a p|/24: a cell value of a
+      smooth density differs from its cell average by h_a² ∂²_a p/24 per axis
+      (the midpoint rule's error), and h_a² ∂²_a p ≈ δ²_a p. The scheme's
+      discrete Gibbs state holds point values, so near equilibrium this is
+      its whole error;
+    - the *accumulated truncation* error span·Σ_a Σ V|δ²_a (L p)|/12, given
+      ``rate`` = L p: a second-order difference operator acting on point
+      values errs by τ ≈ h_a² ∂²_a(L p)/12 per axis (the second difference's
+      h²∂⁴/12), and the error e obeys e' = L e + τ (the error transport
+      equation; Banks, Hittinger, Connors & Woodward, *Comput. Methods Appl.
+      Mech. Engrg.* 213–216 (2012) 1–15). With τ(s) = c δ²L e^{sL}p₀ and δ²
+      commuting with L, e(T) = ∫₀^T e^{(T−s)L} τ(s) ds = T c δ²(L p(T)): what
+      a drifting density, whose cell values are no Gibbs state, accumulates.
+
+    On the benchmark problems (``benchmarks/accuracy.py``), taken on the
+    solution at t_end, the representation term alone is 0.86–1.26 times the
+    measured L¹ spatial error of the grid for the relaxing problems (P2, P4,
+    P5, P6) but 0.26 times it for the drifting Gaussian of P1, and the
+    accumulated term 0.86–1.52 times it on all five; the larger of the two
+    is 0.94 (P1), 1.05–1.11 (P2), 1.45–1.52 (P4), 1.05–1.15 (P5) and
+    1.08–1.47 (P6) times it, on every grid of the scan. (Their signed sum
+    overestimates the relaxing problems by up to 1.9×: the two parts
+    partly cancel there.) It is a statement of how accurate the grid can
+    be, which the time stepping need not beat.
 
     Parameters
     ----------
@@ -393,6 +428,11 @@ def spatial_error_estimate(p: np.ndarray, volumes: np.ndarray) -> float:
         Density (flat or of the grid's shape).
     volumes : ndarray
         Cell volumes, of the grid's shape.
+    rate : ndarray, optional
+        L p, the generator applied to `p` (flat or of the grid's shape);
+        without it only the representation term counts.
+    span : float
+        Length of the run that ended at `p` (the accumulation time).
 
     Examples
     --------
@@ -405,17 +445,15 @@ def spatial_error_estimate(p: np.ndarray, volumes: np.ndarray) -> float:
     ...     - __import__("scipy.special").special.erf((x - 0.005 - 0.5) / np.sqrt(0.02)))))
     >>> bool(abs(est / exact - 1) < 0.05)
     True
+    >>> spatial_error_estimate(p, V, rate=np.zeros(100), span=1.0) == est  # at rest
+    True
     """
     V = np.asarray(volumes, float)
-    q = np.asarray(p, float).reshape(V.shape)
-    total = 0.0
-    for a in range(V.ndim):
-        if V.shape[a] < 3:
-            continue
-        inner = [slice(None)] * V.ndim
-        inner[a] = slice(1, -1)
-        total += float(np.sum(V[tuple(inner)] * np.abs(np.diff(q, 2, axis=a))))
-    return total / 24.0
+    estimate = _second_differences(np.asarray(p, float).reshape(V.shape), V) / 24.0
+    if rate is not None and span > 0:
+        moving = _second_differences(np.asarray(rate, float).reshape(V.shape), V)
+        estimate = max(estimate, span * moving / 12.0)
+    return estimate
 
 
 class AdaptiveTRBDF2(TRBDF2):
@@ -441,8 +479,10 @@ class AdaptiveTRBDF2(TRBDF2):
     1. a trial run of :data:`PILOT_STEPS` steps of one rung h₀ gives p_N, and
        G₀ = ‖ℓ_{h₀}(p_N)‖ · Σ_n (h_n/h₀)³ estimates its time error;
     2. the target is G* = atol + :data:`TIME_ERROR_FRACTION` ·
-       :func:`spatial_error_estimate` (p_N): the time error is kept below 0.7
-       of what the grid itself misses;
+       :func:`spatial_error_estimate` (p_N, with L p_N over the run's span):
+       the time error is kept below 0.7 of what the grid itself misses (its
+       representation error, or the truncation error a drifting density
+       accumulates, whichever is larger);
     3. if G₀ ≤ G* the trial run is the result (its states are replayed: one
        factorisation for the whole run);
        otherwise the run uses the rung h = h₀ 2^−j, with j the smallest
@@ -629,7 +669,9 @@ class AdaptiveTRBDF2(TRBDF2):
         before = states[-2][2] if len(states) > 1 else p
         g0 = self._estimate(before, k0, cubes)
         final = states[-1][2]
-        self.spatial_error = spatial_error_estimate(final, self.volumes.reshape(self.shape))
+        self.spatial_error = spatial_error_estimate(
+            final, self.volumes.reshape(self.shape), rate=self.L @ final, span=span
+        )
         target = self.atol + TIME_ERROR_FRACTION * self.spatial_error
         self.time_error_target = target
         if g0 <= target:
