@@ -58,12 +58,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .sg import bernoulli
-
 if TYPE_CHECKING:
     from ..core.model import Model
 
-__all__ = ["face_coefficients", "antisymmetric_triplets", "antisymmetric_fluxes"]
+__all__ = ["face_coefficients", "merged_rates", "antisymmetric_fluxes"]
 
 
 def _shift(arr: np.ndarray, axis: int, k: int, periodic: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -94,9 +92,11 @@ def face_coefficients(model: Model, log_q: np.ndarray, links) -> list[dict]:
     """Per axis a: the faces between cells i and i + e_a and their flux coefficients.
 
     ``log_q`` is ln q on the cells; ``links`` the symmetric part's links
-    (their unit-offset weights give c_ij). Each dict has flat ``i``, ``j``,
+    (their unit-offset rates give c_ij). Each dict has flat ``i``, ``j``,
     the coefficients ``out_i``, ``in_j`` with F_ij = out_i p_i − in_j p_j,
-    and ``hybrid`` (faces beyond the cell Péclet condition).
+    ``hybrid`` (faces beyond the cell Péclet condition), and ``fwd``,
+    ``bwd``: the coefficients of the face's total flux, the symmetric
+    part's included (:func:`merged_rates`).
     """
     _check(model)
     grid = model.grid
@@ -135,14 +135,18 @@ def face_coefficients(model: Model, log_q: np.ndarray, links) -> list[dict]:
 def _coefficients(i, j, b_i, b_j, c_i, c_j) -> dict:
     """F_ij = out_i p_i − in_j p_j, with the hybrid switch (module notes).
 
-    On a hybrid face the coefficients are written so that the symmetric
-    part's c plus this part's coefficient is exactly max(c, abs(β)/2) ± β/2
-    with the vanishing one exactly zero: (abs(β)/2 − β/2) − c added to c.
+    The total coefficients of the face (symmetric part's c included) are
+    ``fwd`` = c_i + β_i/2 and ``bwd`` = c_j − β_j/2, and on a hybrid face
+    exactly abs(β)/2 ± β/2 (max(c, abs(β)/2) ± β/2 with c ≤ abs(β)/2), the
+    vanishing one exactly zero; ``out_i``, ``in_j`` are these minus c.
     """
     hybrid = 0.5 * np.abs(b_i) >= c_i * (1.0 - 1e-12)
-    out_i = np.where(hybrid, (0.5 * np.abs(b_i) + 0.5 * b_i) - c_i, 0.5 * b_i)
-    in_j = np.where(hybrid, (0.5 * np.abs(b_j) - 0.5 * b_j) - c_j, -0.5 * b_j)
-    return dict(i=i, j=j, out_i=out_i, in_j=in_j, hybrid=hybrid)
+    half_i, half_j = 0.5 * b_i, 0.5 * b_j
+    fwd = np.where(hybrid, 0.5 * np.abs(b_i) + half_i, c_i + half_i)
+    bwd = np.where(hybrid, 0.5 * np.abs(b_j) - half_j, c_j - half_j)
+    out_i = np.where(hybrid, fwd - c_i, half_i)
+    in_j = np.where(hybrid, bwd - c_j, -half_j)
+    return dict(i=i, j=j, out_i=out_i, in_j=in_j, hybrid=hybrid, fwd=fwd, bwd=bwd)
 
 
 def _beta_over_q(grid, Aab, ratios: dict, a: int, b: int, T: float) -> np.ndarray:
@@ -170,46 +174,44 @@ def _beta_over_q(grid, Aab, ratios: dict, a: int, b: int, T: float) -> np.ndarra
     return total * width
 
 
-def _lookup(n: int, src: np.ndarray, w: np.ndarray, delta: np.ndarray):
-    """Per source cell: (w B(δ), w B(−δ)) of one offset's links (0 where absent)."""
-    fwd, back = np.zeros(n), np.zeros(n)
-    fwd[src] = w * bernoulli(delta)
-    back[src] = w * bernoulli(-delta)
-    return fwd, back
+def _unit_offset_axis(ln) -> int | None:
+    """The axis a of a link group along the unit offset e_a, else None."""
+    nz = np.flatnonzero(ln.offset)
+    if nz.size == 1 and ln.offset[nz[0]] == 1:
+        return int(nz[0])
+    return None
 
 
 def _unit_conductances(grid, links) -> list:
     """c/q_i = w B(δ) and c/q_j = w B(−δ) of the links along each unit offset e_a.
 
-    Exactly the values the symmetric part puts into L, keyed by the
-    source cell (at most one such link per cell and axis).
+    Exactly the rates the symmetric part puts into L (``ln.rates``),
+    keyed by the source cell (at most one such link per cell and axis;
+    zero where the symmetric part has none).
     """
     out: list = [None] * grid.ndim
     for ln in links:  # Selling links (a model with A is a tensor model)
-        nz = np.flatnonzero(ln.offset)
-        if nz.size == 1 and ln.offset[nz[0]] == 1:
-            out[int(nz[0])] = _lookup(grid.size, ln.src, ln.weight, ln.delta)
+        a = _unit_offset_axis(ln)
+        if a is not None:
+            fwd, back = np.zeros(grid.size), np.zeros(grid.size)
+            fwd[ln.src], back[ln.src] = ln.rates
+            out[a] = (fwd, back)
     return out
 
 
-def antisymmetric_triplets(volumes: np.ndarray, faces: list[dict]):
-    """The antisymmetric part's contribution to L: ``(rows, cols, vals, diagonal)``.
+def merged_rates(links, faces: list[dict]) -> list[tuple]:
+    """Link groups ``(src, dst, fwd, bwd)`` of L with the antisymmetric part merged in.
 
-    COO triplets of the off-diagonal entries and the vector added to the
-    diagonal, so that the assembly sums no more duplicates than needed.
+    F^A on the face i → i + e_a has the form of a link flux, out_i p_i −
+    in_j p_j, so it is added to the rates of the symmetric part's links
+    along e_a: those groups are replaced by the faces with their total
+    coefficients (``fwd``, ``bwd`` of :func:`face_coefficients`, links
+    added where the symmetric part has none); the other offsets keep
+    their own rates. One link set, no duplicates to sum in the assembly.
     """
-    vol = np.asarray(volumes, float).ravel()
-    n = vol.size
-    rows, cols, vals = [], [], []
-    diag = np.zeros(n)
-    for f in faces:
-        i, j = f["i"], f["j"]
-        out_i, in_j = f["out_i"], f["in_j"]  # F_ij = out_i p_i − in_j p_j
-        rows += [i, j]
-        cols += [j, i]
-        vals += [in_j / vol[i], out_i / vol[j]]
-        diag -= np.bincount(i, out_i, n) + np.bincount(j, in_j, n)
-    return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals), diag / vol
+    groups = [(ln.src, ln.dst, *ln.rates) for ln in links if _unit_offset_axis(ln) is None]
+    groups += [(f["i"], f["j"], f["fwd"], f["bwd"]) for f in faces]
+    return groups
 
 
 def antisymmetric_fluxes(grid, faces: list[dict], p: np.ndarray) -> list[np.ndarray]:

@@ -93,10 +93,12 @@ class Operator:
     @cached_property
     def generator(self) -> sp.csr_array:
         """The sparse generator L with dp/dt = L p (cells in C order)."""
-        extra, faces = None, self.antisymmetric_faces
-        if faces is not None:
-            extra = antisymmetric.antisymmetric_triplets(self.grid.volumes, faces)
-        return sg.generator_matrix(self.grid.volumes, self.links, self.walls, extra)
+        faces = self.antisymmetric_faces
+        if faces is None:
+            return sg.generator_matrix(self.grid.volumes, self.links, self.walls)
+        # A's face fluxes act as extra rates on the unit-offset links: one link set.
+        groups = antisymmetric.merged_rates(self.links, faces)
+        return sg.rate_matrix(self.grid.volumes, groups, self.walls)
 
     @cached_property
     def antisymmetric_faces(self) -> list[dict] | None:

@@ -40,10 +40,13 @@ within the stencil width of a wall. Periodic axes wrap.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from .sg import link_rates
 
 if TYPE_CHECKING:
     from ..core.model import Model
@@ -151,8 +154,11 @@ class OffsetLinks:
     ``offset`` is the integer offset (first non-zero component positive)
     shared by all links of the group; ``src``/``dst`` flat cell indices,
     ``weight`` T·V·ρ, ``delta`` the reduced potential difference from src
-    to dst, ``disp`` the displacement (d, n_links) and ``h`` its length.
-    ``axis`` is None (the links are not along one axis).
+    to dst. ``steps`` holds, per axis, the displacement along that axis
+    of the box of source cells (broadcastable to it) and ``keep`` the
+    box's cells that carry a link (None: all); ``disp`` (d, n_links) and
+    its length ``h`` are derived from them on first use. ``axis`` is None
+    (the links are not along one axis).
     """
 
     offset: np.ndarray
@@ -160,9 +166,24 @@ class OffsetLinks:
     dst: np.ndarray
     weight: np.ndarray
     delta: np.ndarray
-    disp: np.ndarray
-    h: np.ndarray
+    steps: tuple = field(repr=False)
+    keep: np.ndarray | None = field(default=None, repr=False)
     axis: None = None
+
+    @cached_property
+    def rates(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(w B(δ), w B(−δ))``, computed once (:func:`fpsolver.discrete.sg.link_rates`)."""
+        return link_rates(self)
+
+    @cached_property
+    def disp(self) -> np.ndarray:
+        """The displacement from src to dst (across a wrap: unwrapped), shape (d, n_links)."""
+        return _box_disp(self.steps, self.keep)
+
+    @cached_property
+    def h(self) -> np.ndarray:
+        """The length of each link's displacement."""
+        return np.sqrt(np.sum(self.disp**2, axis=0))
 
 
 def _canonical(off: np.ndarray) -> np.ndarray:
@@ -213,82 +234,173 @@ def _local_tensor(model: Model) -> np.ndarray:
     return np.moveaxis(St, -1, 0)
 
 
-def tensor_links(model: Model) -> tuple[OffsetLinks, ...]:
-    """The Selling links of a tensor-mobility model, one group per offset (module notes)."""
+def _offset_weights(model: Model) -> tuple[np.ndarray, list]:
+    """The offsets ``(k, d)`` and, per offset, ρ on the cells (a scalar when constant)."""
     grid = model.grid
     d, n = grid.ndim, grid.size
-    St = _local_tensor(model)
-    if np.allclose(St, St[:1], rtol=1e-12, atol=0.0):  # one tensor everywhere (to rounding)
-        offs, rho = selling(St[:1])
-        table, oid = _offset_table(_canonical(offs[0]))
-        dense = np.zeros((len(table), n))
-        dense[oid] = rho[0][:, None]
-        dense = dense.reshape(len(table), *grid.shape)
-    else:
+    St = _constant_local_tensor(model)
+    if St is None:
+        St = _local_tensor(model)
+        if np.allclose(St, St[:1], rtol=1e-12, atol=0.0):  # one tensor everywhere (to rounding)
+            St = St[:1]
+    if St.shape[0] == 1:
         offs, rho = selling(St)
-        offs = _canonical(offs)
-        table, oid = _offset_table(offs.reshape(-1, d))
-        # ρ of every offset on every cell (zero where a cell's stencil lacks it).
-        dense = np.bincount(
-            oid * n + np.repeat(np.arange(n), offs.shape[1]), np.ravel(rho), len(table) * n
-        ).reshape(len(table), *grid.shape)
-    w_cell = model.temperature * grid.volumes * dense
-    idx = np.arange(n).reshape(grid.shape)
+        table, oid = _offset_table(_canonical(offs[0]))
+        dense = [0.0] * len(table)
+        for k, r in zip(oid, rho[0]):
+            dense[k] = dense[k] + r
+        return table, dense
+    offs, rho = selling(St)
+    offs = _canonical(offs)
+    table, oid = _offset_table(offs.reshape(-1, d))
+    # ρ of every offset on every cell (zero where a cell's stencil lacks it).
+    dense = np.bincount(
+        oid * n + np.repeat(np.arange(n), offs.shape[1]), np.ravel(rho), len(table) * n
+    ).reshape(len(table), *grid.shape)
+    return table, list(dense)
+
+
+def _constant_local_tensor(model: Model) -> np.ndarray | None:
+    """S̃ of the first cell, ``(1, d, d)``, when K is one matrix and the widths are uniform.
+
+    A cheap test on the raw data (None otherwise, then :func:`tensor_links`
+    compares S̃ cell by cell).
+    """
+    grid = model.grid
+    if grid.curved:
+        return None
+    for w in grid.widths:
+        w = np.asarray(w, dtype=float)
+        if not np.allclose(w, w[0], rtol=1e-12, atol=0.0):
+            return None
+    K = model.mobility_tensor()
+    flat = K.reshape(K.shape[0] * K.shape[1], -1)
+    if not np.array_equal(flat, np.broadcast_to(flat[:, :1], flat.shape)):
+        return None
+    K0 = flat[:, 0].reshape(K.shape[:2])
+    S = 0.5 * (K0 + K0.T)
+    h = np.array([np.asarray(w, dtype=float)[0] for w in grid.widths])
+    return (S / (h[:, None] * h[None, :]))[None]
+
+
+def tensor_links(model: Model) -> tuple[OffsetLinks, ...]:
+    """The Selling links of a tensor-mobility model, one group per offset (module notes).
+
+    The links of an offset e join the box of cells c with c + e on the grid
+    (wrapping along periodic axes): every array is a slice of a cell array,
+    no gather.
+    """
+    grid = model.grid
+    table, dense = _offset_weights(model)
+    tv = model.temperature * grid.volumes
+    idx = np.arange(grid.size).reshape(grid.shape)
     out = []
     for k, e in enumerate(table):
-        src, dst, disp, crossed, valid = _pairs_along(grid, idx, e)
+        e = np.asarray(e)
+        w = tv * dense[k]
         # Half of the weight from each end's decomposition.
-        rolled = np.roll(w_cell[k], tuple(-int(x) for x in e), axis=tuple(range(d)))
-        weight = 0.5 * (w_cell[k][valid] + rolled[valid])
+        weight = 0.5 * (_at_src(w, grid, e) + _at_dst(w, grid, e))
+        if weight.size == 0:
+            continue
         keep = weight > 0
-        if keep.any():
-            args = (src[keep], dst[keep], disp[:, keep], crossed[keep], weight[keep])
-            out.append(_link_data(model, e, *args))
+        if keep.all():
+            keep = None
+        elif not keep.any():
+            continue
+        out.append(_link_data(model, e, idx, weight, keep))
     return tuple(out)
 
 
-def _pairs_along(grid, idx: np.ndarray, e: np.ndarray):
-    """Cells c and c + e (flat), the displacement (d, k), the wrapped links, and the mask."""
+def _src_slices(grid, e: np.ndarray) -> tuple[slice, ...]:
+    """The box of cells c whose c + e is a cell (every c along periodic axes)."""
+    out = []
+    for a, n in enumerate(grid.shape):
+        k = int(e[a])
+        out.append(slice(None) if grid.periodic[a] else slice(max(0, -k), min(n, n - k)))
+    return tuple(out)
+
+
+def _at_src(arr: np.ndarray, grid, e: np.ndarray) -> np.ndarray:
+    """A cell array on the box of source cells."""
+    return np.broadcast_to(arr, grid.shape)[_src_slices(grid, e)]
+
+
+def _at_dst(arr: np.ndarray, grid, e: np.ndarray) -> np.ndarray:
+    """A cell array at c + e for every c of the box of source cells (wrapped if periodic)."""
+    arr = np.broadcast_to(arr, grid.shape)
+    boxes = []
+    for a, n in enumerate(grid.shape):
+        k = int(e[a])
+        if grid.periodic[a]:
+            if k % n:
+                arr = np.roll(arr, -k, axis=a)
+            boxes.append(slice(None))
+        else:
+            boxes.append(slice(max(0, k), min(n, n + k)))
+    return arr[tuple(boxes)]
+
+
+def _box_steps(grid, e: np.ndarray) -> tuple[list[np.ndarray], np.ndarray | None]:
+    """Per axis, the displacement of c + e from c on the source box (broadcastable).
+
+    Also the box's wrapped links (None when none wraps): across a periodic
+    wrap the displacement is the unwrapped one.
+    """
     d = grid.ndim
-    valid = np.ones(grid.shape, dtype=bool)
-    step, crossed = [], np.zeros(grid.shape, dtype=bool)
+    steps, crossed = [], None
+    box = _src_slices(grid, e)
     for a in range(d):
         n, c = grid.shape[a], grid.centers[a]
-        i = np.arange(n) + e[a]
+        i = np.arange(n)[box[a]]
+        j = i + int(e[a])
         if grid.periodic[a]:
-            wraps = np.floor_divide(i, n)
-            crossed = crossed | grid._along(a, wraps != 0)
-            step.append(grid._along(a, c[np.mod(i, n)] + wraps * grid.lengths()[a] - c))
+            wraps = np.floor_divide(j, n)
+            step = c[np.mod(j, n)] + wraps * grid.lengths()[a] - c[i]
+            if np.any(wraps != 0):
+                hit = grid._along(a, wraps != 0)
+                crossed = hit if crossed is None else crossed | hit
         else:
-            inside = (i >= 0) & (i < n)
-            valid = valid & grid._along(a, inside)
-            step.append(grid._along(a, np.where(inside, c[np.clip(i, 0, n - 1)] - c, 0.0)))
-    dst = np.roll(idx, tuple(-int(x) for x in e), axis=tuple(range(d)))
-    disp = np.stack([np.broadcast_to(s, grid.shape)[valid] for s in step])
-    return idx[valid], dst[valid], disp, crossed[valid], valid
+            step = c[j] - c[i]
+        steps.append(grid._along(a, step))
+    return steps, crossed
 
 
-def _link_data(model: Model, e, src, dst, disp, crossed, weight) -> OffsetLinks:
+def _box_disp(steps, keep: np.ndarray | None) -> np.ndarray:
+    """Stack the per-axis displacements over the box (and `keep`) as ``(d, n_links)``."""
+    shape = np.broadcast_shapes(*(np.shape(s) for s in steps))
+    if keep is not None:
+        return np.stack([np.broadcast_to(s, shape)[keep] for s in steps])
+    return np.stack([np.broadcast_to(s, shape).ravel() for s in steps])
+
+
+def _link_data(model: Model, e, idx, weight, keep) -> OffsetLinks:
     grid = model.grid
     T = model.temperature
-    E = model.energy.ravel()
-    dE = E[dst] - E[src]
-    wrapped = np.flatnonzero(crossed)
-    if wrapped.size and model.energy_function is not None:
+    E = model.energy
+    src, dst = _at_src(idx, grid, e), _at_dst(idx, grid, e)
+    dE = _at_dst(E, grid, e) - _at_src(E, grid, e)
+    steps, crossed = _box_steps(grid, e)
+    box = src.shape
+    sel = (lambda a: a[keep]) if keep is not None else np.ravel
+    src, dst, dE, weight = sel(src), sel(dst), sel(dE), sel(weight)
+    disp = None
+    if crossed is not None and model.energy_function is not None:
         # Energy at the unwrapped neighbour: exact for tilted periodic potentials.
+        disp = _box_disp(steps, keep)
+        wrapped = np.flatnonzero(sel(np.broadcast_to(crossed, box)))
         smulti = np.unravel_index(src[wrapped], grid.shape)
         far = [grid.centers[a][smulti[a]] + disp[a, wrapped] for a in range(grid.ndim)]
-        dE[wrapped] = model.energy_at(far) - E[src[wrapped]]
+        dE[wrapped] = model.energy_at(far) - E.ravel()[src[wrapped]]
     delta = dE / T
     if model.has_force:
+        disp = _box_disp(steps, keep) if disp is None else disp
         smulti = np.unravel_index(src, grid.shape)
         pts = [grid.centers[a][smulti[a]] + 0.5 * disp[a] for a in range(grid.ndim)]
         work = sum(
             np.asarray(model.force_at(a, pts), dtype=float) * disp[a] for a in range(grid.ndim)
         )
         delta = (dE - work) / T
-    h = np.sqrt(np.sum(disp**2, axis=0))
-    return OffsetLinks(np.asarray(e), src, dst, weight, delta, disp, h)
+    return OffsetLinks(e, src, dst, weight, delta, tuple(steps), keep)
 
 
 def links_reversible(model: Model, links) -> bool:
