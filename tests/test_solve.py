@@ -307,3 +307,21 @@ def test_resuming_a_finished_equilibrium_run_adds_nothing(tmp_path):
     np.testing.assert_array_equal(again.p.values, first.p.values)
     with pytest.raises(ValueError, match="read-only"):
         fp.solve(model, p0, 0.1, dt=0.05, callback=lambda t, p: p.fill(0))
+
+
+def test_diagnostics_computed_at_the_end_equal_those_of_each_frame():
+    # With no tracker reading them during the run, the diagnostics of all frames are
+    # computed in batches at the end; a tracker in the chain makes them per frame.
+    from fpsolver.integrate.trackers import Tracker
+
+    g = fp.Grid(x=(-2, 2, 24), y=(-2, 2, 20))
+    model = fp.FokkerPlanck(g, energy=lambda x, y: (x**2 - 1) ** 2 + y**2 + 0.5 * x * y)
+    p0 = fp.gaussian(g, (1.0, 0.5), 0.05)
+    batch, each = fp.solve(model, p0, 0.5), fp.solve(model, p0, 0.5, trackers=[Tracker()])
+    assert list(batch.data_vars) == list(each.data_vars) and batch.sizes == each.sizes
+    for name in batch.data_vars:
+        assert batch[name].attrs == each[name].attrs
+        scale = float(np.nanmax(np.abs(each[name].values)))
+        np.testing.assert_allclose(
+            batch[name].values, each[name].values, rtol=0, atol=1e-14 * scale
+        )
