@@ -58,25 +58,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .selling import _at_dst, _at_src
+
 if TYPE_CHECKING:
     from ..core.model import Model
 
 __all__ = ["face_coefficients", "merged_rates", "antisymmetric_fluxes"]
-
-
-def _shift(arr: np.ndarray, axis: int, k: int, periodic: bool) -> tuple[np.ndarray, np.ndarray]:
-    """``arr`` at index + k along `axis` (wrapped if periodic) and a validity mask."""
-    n = arr.shape[axis]
-    idx = np.arange(n) + k
-    ok = np.ones(n, dtype=bool)
-    if periodic:
-        idx = np.mod(idx, n)
-    else:
-        ok = (idx >= 0) & (idx < n)
-        idx = np.clip(idx, 0, n - 1)
-    shape = [1] * arr.ndim
-    shape[axis] = n
-    return np.take(arr, idx, axis=axis), ok.reshape(shape)
 
 
 def _check(model: Model) -> None:
@@ -101,34 +88,78 @@ def face_coefficients(model: Model, log_q: np.ndarray, links) -> list[dict]:
     _check(model)
     grid = model.grid
     d = grid.ndim
-    T = model.temperature
-    K = model.mobility_tensor()
-    A = 0.5 * (K - np.swapaxes(K, 0, 1))
-    idx = np.arange(grid.size).reshape(grid.shape)
-    conduct = _unit_conductances(grid, links)
+    log_q = np.asarray(log_q, dtype=float).reshape(grid.shape)
     # q(i ± e_c) / q(i): local ratios, never overflowing; every other ratio is a product.
-    ratios = {
-        (c, s): np.exp(_shift(log_q, c, s, grid.periodic[c])[0] - log_q)
-        for c in range(d)
-        for s in (1, -1)
-    }
+    up = [np.exp(np.roll(log_q, -1, axis=c) - log_q) for c in range(d)]
+    down = [np.exp(np.roll(log_q, 1, axis=c) - log_q) for c in range(d)]
+    beta = _beta_over_q(model, up, down)
+    idx = np.arange(grid.size).reshape(grid.shape)
     out = []
     for a in range(d):
-        per = grid.periodic[a]
-        j_idx, ok = _shift(idx, a, 1, per)
-        r_i = np.zeros(grid.shape)  # β / q_i
-        for b in range(d):
-            if b != a and np.any(A[a, b] != 0):
-                r_i = r_i + _beta_over_q(grid, A[a, b], ratios, a, b, T)
-        valid = np.broadcast_to(ok, grid.shape)
-        i = idx[valid]
-        j = j_idx[valid]
-        r_i = r_i[valid]
-        ratio = 1.0 / ratios[(a, 1)][valid]  # q_i / q_j
-        c_i, c_j = (np.zeros(i.size), np.zeros(i.size))
-        if conduct[a] is not None:
-            c_i, c_j = conduct[a][0][i], conduct[a][1][i]
+        e = np.zeros(d, dtype=np.int64)
+        e[a] = 1
+        i, j = _at_src(idx, grid, e).ravel(), _at_dst(idx, grid, e).ravel()
+        r_i = _at_src(beta[a], grid, e).ravel()  # β / q_i
+        ratio = 1.0 / _at_src(up[a], grid, e).ravel()  # q_i / q_j
+        c_i, c_j = _unit_conductances(grid, links, a, i)
         out.append(_coefficients(i, j, r_i, r_i * ratio, c_i, c_j))
+    return out
+
+
+def _beta_over_q(model: Model, up: list, down: list) -> list[np.ndarray]:
+    """β / q_i on the faces normal to each axis a (cell i lower, j = i + e_a), as cell arrays.
+
+    Ψ^{ab}/q on the edge whose lowest cell is c (cells c, c + e_a, c + e_b,
+    c + e_a + e_b) is computed once per pair a < b; the face normal to a
+    takes [Ψ^{ab}]_{b−}^{b+} and the face normal to b takes −[Ψ^{ab}]_{a−}^{a+}
+    from the same edges. ``up[c]``/``down[c]`` are q(i ± e_c)/q(i).
+    """
+    grid = model.grid
+    d, T = grid.ndim, model.temperature
+    K = model.mobility_tensor()
+    beta = [np.zeros(grid.shape) for _ in range(d)]
+    for a in range(d):
+        for b in range(a + 1, d):
+            Aab = 0.5 * (K[a, b] - K[b, a])
+            if not np.any(Aab != 0):
+                continue
+            psi = _edge_psi(grid, Aab, up, a, b) * (0.25 * T)
+            beta[a] += psi - _lower(psi, grid, b) * down[b]
+            beta[b] += _lower(psi, grid, a) * down[a] - psi
+    return beta
+
+
+def _edge_psi(grid, Aab: np.ndarray, up: list, a: int, b: int) -> np.ndarray:
+    """Σ A^{ab} q / q_c over the four cells around the edge with lowest cell c, times widths.
+
+    Zero on the edges of a bounded wall (one of the four cells outside).
+    """
+    r_a, r_b = up[a], up[b]
+    r_ab = r_a * np.roll(r_b, -1, axis=a)  # q(c + e_a + e_b) / q(c)
+    first = Aab.flat[0]
+    if np.all(Aab == first):
+        psi = first * (1.0 + r_a + r_b + r_ab)
+    else:
+        A_a = np.roll(Aab, -1, axis=a)
+        psi = Aab + A_a * r_a + np.roll(Aab, -1, axis=b) * r_b + np.roll(A_a, -1, axis=b) * r_ab
+    for c in range(grid.ndim):
+        if c not in (a, b):
+            psi = psi * grid._along(c, grid.widths[c])
+    for c in (a, b):
+        if not grid.periodic[c]:
+            last = [slice(None)] * grid.ndim
+            last[c] = slice(-1, None)
+            psi[tuple(last)] = 0.0
+    return psi
+
+
+def _lower(psi: np.ndarray, grid, c: int) -> np.ndarray:
+    """``psi`` at cell − e_c (wrapped if periodic, zero beyond a bounded wall)."""
+    out = np.roll(psi, 1, axis=c)
+    if not grid.periodic[c]:
+        first = [slice(None)] * grid.ndim
+        first[c] = slice(0, 1)
+        out[tuple(first)] = 0.0
     return out
 
 
@@ -140,38 +171,17 @@ def _coefficients(i, j, b_i, b_j, c_i, c_j) -> dict:
     exactly abs(β)/2 ± β/2 (max(c, abs(β)/2) ± β/2 with c ≤ abs(β)/2), the
     vanishing one exactly zero; ``out_i``, ``in_j`` are these minus c.
     """
-    hybrid = 0.5 * np.abs(b_i) >= c_i * (1.0 - 1e-12)
     half_i, half_j = 0.5 * b_i, 0.5 * b_j
-    fwd = np.where(hybrid, 0.5 * np.abs(b_i) + half_i, c_i + half_i)
-    bwd = np.where(hybrid, 0.5 * np.abs(b_j) - half_j, c_j - half_j)
-    out_i = np.where(hybrid, fwd - c_i, half_i)
-    in_j = np.where(hybrid, bwd - c_j, -half_j)
+    hybrid = np.abs(half_i) >= c_i * (1.0 - 1e-12)
+    fwd, bwd = c_i + half_i, c_j - half_j
+    out_i, in_j = half_i.copy(), -half_j
+    h = np.flatnonzero(hybrid)
+    if h.size:
+        fwd[h] = np.abs(half_i[h]) + half_i[h]
+        bwd[h] = np.abs(half_j[h]) - half_j[h]
+        out_i[h] = fwd[h] - c_i[h]
+        in_j[h] = bwd[h] - c_j[h]
     return dict(i=i, j=j, out_i=out_i, in_j=in_j, hybrid=hybrid, fwd=fwd, bwd=bwd)
-
-
-def _beta_over_q(grid, Aab, ratios: dict, a: int, b: int, T: float) -> np.ndarray:
-    """[Ψ^{ab}]_{b−}^{b+} / q_i on the faces normal to a (cell i lower, j = i + e_a).
-
-    ``ratios[(c, s)]`` is q(i + s e_c)/q(i) on the cells.
-    """
-    per_a, per_b = grid.periodic[a], grid.periodic[b]
-    r_a = ratios[(a, 1)]  # q_j / q_i
-    Aj, _ = _shift(Aab, a, 1, per_a)
-    width = np.ones([1] * grid.ndim)
-    for c in range(grid.ndim):
-        if c not in (a, b):
-            width = width * grid._along(c, grid.widths[c])
-    total = np.zeros(grid.shape)
-    for sign in (1, -1):
-        # The edge at the b-vertex on side `sign`: cells i, j and their neighbours i±e_b, j±e_b.
-        r_b = ratios[(b, sign)]  # q(i + s e_b) / q(i)
-        r_bj, _ = _shift(r_b, a, 1, per_a)  # q(j + s e_b) / q(j)
-        Ai_nb, ok = _shift(Aab, b, sign, per_b)
-        Aj_nb, _ = _shift(Aj, b, sign, per_b)
-        terms = Aab + Aj * r_a + Ai_nb * r_b + Aj_nb * (r_a * r_bj)
-        edge = np.where(ok, (0.25 * T) * terms, 0.0)  # zero on a bounded wall
-        total = total + sign * edge
-    return total * width
 
 
 def _unit_offset_axis(ln) -> int | None:
@@ -182,21 +192,23 @@ def _unit_offset_axis(ln) -> int | None:
     return None
 
 
-def _unit_conductances(grid, links) -> list:
-    """c/q_i = w B(δ) and c/q_j = w B(−δ) of the links along each unit offset e_a.
+def _unit_conductances(grid, links, a: int, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """c/q_i = w B(δ) and c/q_j = w B(−δ) on the faces i → i + e_a.
 
-    Exactly the rates the symmetric part puts into L (``ln.rates``),
-    keyed by the source cell (at most one such link per cell and axis;
-    zero where the symmetric part has none).
+    Exactly the rates the symmetric part puts into L (``ln.rates`` of its
+    links along e_a; at most one such link per cell), zero on faces where
+    the symmetric part has no link.
     """
-    out: list = [None] * grid.ndim
     for ln in links:  # Selling links (a model with A is a tensor model)
-        a = _unit_offset_axis(ln)
-        if a is not None:
-            fwd, back = np.zeros(grid.size), np.zeros(grid.size)
-            fwd[ln.src], back[ln.src] = ln.rates
-            out[a] = (fwd, back)
-    return out
+        if _unit_offset_axis(ln) != a:
+            continue
+        fwd, back = (np.ravel(r) for r in ln.rates)
+        if np.array_equal(ln.src, i):  # a link on every face, in the same order
+            return fwd, back
+        dense_f, dense_b = np.zeros(grid.size), np.zeros(grid.size)
+        dense_f[ln.src], dense_b[ln.src] = fwd, back
+        return dense_f[i], dense_b[i]
+    return np.zeros(i.size), np.zeros(i.size)
 
 
 def merged_rates(links, faces: list[dict]) -> list[tuple]:
