@@ -1073,10 +1073,16 @@ def _frame_count(solve: dict[str, Any]) -> int:
 
 
 def _check_method(table: _Table, method: str) -> None:
+    from ..integrate.protocol import PROTOCOL_METHODS
     from ..integrate.steppers import METHODS
 
-    if method not in METHODS:
-        raise table.error("method", f"unknown method {method!r}; valid: {', '.join(METHODS)}")
+    if method not in METHODS and method not in PROTOCOL_METHODS:
+        extra = ", ".join(m for m in PROTOCOL_METHODS if m not in METHODS)
+        raise table.error(
+            "method",
+            f"unknown method {method!r}; valid: {', '.join(METHODS)} "
+            f"(time-dependent models also: {extra})",
+        )
 
 
 PARTICLE_KEYS = ("n", "dt", "seed", "save_every")

@@ -13,6 +13,9 @@ bdf2               2      t_{n+1} (variable-step BDF2; a backward-Euler step
                           starts it and restarts it after a breakpoint)
 tr_bdf2            2      t_n, t_n + γh (trapezoidal stage), t_{n+1} (BDF2
                           stage), γ = 2 − √2
+ros2               2      t_n, t_{n+1}: products L p only; the one matrix
+                          W = L(t_W) of an earlier time is factorised and
+                          reused (a Rosenbrock W-method, γ = 1 + 1/√2)
 adaptive           2      as tr_bdf2, with the embedded error estimate of
                           Hosea & Shampine (1996); step sizes land on every
                           save time and every breakpoint
@@ -28,10 +31,14 @@ pattern, no symbolic work: :mod:`fpsolver.discrete.protocol`). With
 ``linear_solver="reuse"`` a factorisation is instead reused as the
 preconditioner of a Richardson iteration on nearby times, refactorised when
 the iteration stops contracting fast (see :class:`ProtocolLinearSolver`).
+``ros2`` needs no exact solve with L(t): it is second order with any W, so
+one factorisation serves until L has moved (:class:`ROS2Protocol`).
 
 References: Hairer & Wanner, *Solving ODEs II* (1996) §V.1 (variable-step
 BDF2); Bank et al., IEEE Trans. CAD 4 (1985) 436–451 and Hosea & Shampine,
-Appl. Numer. Math. 20 (1996) 21–37 (TR-BDF2 and its error estimate).
+Appl. Numer. Math. 20 (1996) 21–37 (TR-BDF2 and its error estimate);
+Verwer, Spee, Blom & Hundsdorfer, SIAM J. Sci. Comput. 20 (1999) 1456–1480
+and Hairer & Wanner II §IV.7 (ROS2 and W-methods).
 """
 
 from __future__ import annotations
@@ -54,6 +61,8 @@ __all__ = [
 ]
 
 GAMMA = 2.0 - math.sqrt(2.0)
+#: γ of ROS2 (L-stable with W = L).
+ROS2_GAMMA = 1.0 + 1.0 / math.sqrt(2.0)
 
 
 class ProtocolLinearSolver:
@@ -257,6 +266,109 @@ class TRBDF2Protocol(ProtocolStepper):
         return self.stages(p, h, ta, tb)[0]
 
 
+class ROS2Protocol(ProtocolStepper):
+    r"""ROS2, a Rosenbrock W-method (γ = 1 + 1/√2): order 2 for any matrix W.
+
+    Verwer, Spee, Blom & Hundsdorfer, SIAM J. Sci. Comput. 20 (1999)
+    1456–1480, with W = L(t_W) for some earlier time t_W:
+
+        (I − γh W) k1 = L(t_n) p^n
+        (I − γh W) k2 = L(t_n + h)(p^n + h k1) − 2 k1
+        p^{n+1} = p^n + 3h/2 k1 + h/2 k2
+
+    The order conditions of a W-method hold for every W (Hairer & Wanner II,
+    §IV.7), and since the time is carried as an extra variable with zero
+    row in W, ∂L/∂t is not needed. So the LU of I − γh L(t_W) is reused for
+    many steps: a step costs two solves with one factorisation, the
+    products L(t_n) p and L(t_n + h) q, and one new assembly (L(t_n + h);
+    L(t_n) is the last step's end, cached). With W = L(t_n) it is an
+    L-stable Rosenbrock method.
+
+    W is refactorised (`factorizations` counts it) with ``linear_solver="lu"``
+    at every step, otherwise (``"reuse"``; ``"auto"`` from 20 000 cells) when
+
+    - the step size h (hence γh) changes, or a breakpoint was crossed;
+    - the generator has moved: max over the stored entries of
+      |L_ij(t_n) − W_ij| / (|W_ij| + 10⁻⁶ max|W|) exceeds `refresh`
+      (default 0.05). For a link this is about the change of its potential
+      difference δ = ΔE/T since t_W, so the part of L that the stale W
+      leaves explicit stays a small fraction of the implicit one, and
+      stability is that of the plain method.
+
+    Mass is conserved to rounding (Σ V k = 0 for both stages, as L and W
+    conserve mass); like TR-BDF2 the method does not keep p ≥ 0 in general.
+
+    `gamma`: with W = L the stability function is
+    R(z) = (1 + (1 − 2γ) z)/(1 − γz)², A-stable for γ ≥ 1/4 and L-stable
+    for γ = 1 ± 1/√2. The default γ = 1 + 1/√2 of Verwer et al. keeps
+    R(z) > 0 for real z < 0 (stiff modes decay without changing sign) but
+    has the error constant γ − γ² − 1/6 ≈ −1.37; γ = 1 − 1/√2 has 0.040,
+    about that of TR-BDF2 (measured on the dragged trap:
+    ``benchmarks/protocols.md``), and R(z) down to −0.21.
+
+    Examples
+    --------
+    >>> import fpsolver as fp
+    >>> from fpsolver.discrete.protocol import TimeDependentGenerator
+    >>> m = fp.FokkerPlanck(fp.Grid(x=(-6, 6, 60)), energy=lambda x, t: (x - 0.1 * t) ** 2)
+    >>> s = ROS2Protocol(TimeDependentGenerator(m), dt=0.05, linear_solver="reuse")
+    >>> p = fp.gaussian(m.grid, 0.0, 1.0).values
+    >>> for k in range(20):
+    ...     p = s.advance(p, 0.05, 0.05 * k, 0.05 * (k + 1))
+    >>> s.factorizations, bool(abs(m.grid.volumes @ p - 1) < 1e-14)
+    (1, True)
+    """
+
+    name = "ros2"
+    order = 2
+    #: Default largest relative change of the entries of L before W is refreshed.
+    REFRESH = 0.05
+
+    def __init__(
+        self,
+        gen: TimeDependentGenerator,
+        *,
+        refresh: float = REFRESH,
+        gamma: float = ROS2_GAMMA,
+        **kw: Any,
+    ) -> None:
+        super().__init__(gen, **kw)
+        self.gamma = float(gamma)
+        if not self.gamma >= 0.25:
+            raise ValueError(f"`gamma` must be at least 1/4 (A-stability), got {gamma!r}")
+        self.refresh = float(refresh)
+        if not self.refresh > 0:  # inf: refresh only when h changes or at a breakpoint
+            raise ValueError(f"`refresh` must be positive (inf allowed), got {refresh!r}")
+        self.reset()
+
+    def reset(self) -> None:
+        self._w: tuple[float, Any, np.ndarray, np.ndarray] | None = None
+
+    def _moved(self, snap: Snapshot, c: float) -> bool:
+        """Whether W must be refactorised for the step from `snap` with γh = c."""
+        if self._w is None or self.linear.kind == "lu" or self._w[0] != c:
+            return True
+        data_w, inv = self._w[2], self._w[3]
+        return float(np.max(np.abs(snap.L.data - data_w) * inv)) > self.refresh
+
+    def factor(self, snap: Snapshot, c: float) -> Any:
+        """The LU of I − c W, W = L(snap.t) when refreshed, else the stale one."""
+        if self._moved(snap, c):
+            data = snap.L.data
+            floor = 1e-6 * float(np.max(np.abs(data))) if data.size else 1.0
+            inv = 1.0 / (np.abs(data) + floor)
+            self._w = (c, splu(self.gen.shifted(snap, c)), data, inv)
+            self.linear.factorizations += 1
+        return self._w[1]
+
+    def advance(self, p: np.ndarray, h: float, ta: float, tb: float) -> np.ndarray:
+        sa, sb = self.gen(ta), self.gen(tb)
+        lu = self.factor(sa, self.gamma * h)
+        k1 = lu.solve(sa.L @ p)
+        k2 = lu.solve(sb.L @ (p + h * k1) - 2.0 * k1)
+        return p + (1.5 * h) * k1 + (0.5 * h) * k2
+
+
 class AdaptiveProtocol(TRBDF2Protocol):
     r"""TR-BDF2 with an embedded error estimate; steps land on save times and breakpoints.
 
@@ -317,6 +429,7 @@ PROTOCOL_METHODS: dict[str, type[ProtocolStepper]] = {
         CrankNicolsonProtocol,
         BDF2Protocol,
         TRBDF2Protocol,
+        ROS2Protocol,
         AdaptiveProtocol,
     )
 }
