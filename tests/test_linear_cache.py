@@ -41,6 +41,27 @@ def test_an_explicit_byte_budget_is_respected():
     assert lin.factorizations == 4 and lin.cached_bytes == one
 
 
+def test_large_factors_are_not_held_twice(monkeypatch):
+    """Beyond EXTRA_CACHE_BYTES the automatic budget holds one factor (the peak memory)."""
+    import fpsolver.discrete.linsolve as ls
+
+    op = fp.discretize(_model())
+    b = np.ones(op.grid.size)
+    small = LinearSolver(op.generator, memory_factors=2.0)
+    small.solve(0.1, b)
+    one = small.cached_bytes
+    assert small.max_bytes == 2 * one  # small factors: the ladder keeps two
+    monkeypatch.setattr(ls, "EXTRA_CACHE_BYTES", one // 4)  # as if each factor were large
+    lin = LinearSolver(op.generator, memory_factors=2.0)
+    held = []
+    for c in (0.1, 0.2, 0.1):
+        lin.solve(c, b)
+        held.append(len(lin._cache))
+    assert lin.max_bytes == one + one // 4
+    assert held == [1, 1, 1] and lin.factorizations == 3  # the old factor went first
+    np.testing.assert_allclose(lin.solve(0.1, b), small.solve(0.1, b), rtol=1e-13)
+
+
 def test_adaptive_run_holds_at_most_two_factorisations():
     model = _model(32)
     stepper = make_stepper("adaptive", model, rtol=1e-5)

@@ -107,6 +107,12 @@ ESCALATE_ITERATIONS = 100
 #: How many previous solutions the initial guess of an iterative solve combines.
 HISTORY = 4
 
+#: The automatic cache budget holds the first solver plus at most this many
+#: bytes more (within `memory_factors` solvers): small factors are kept by the
+#: ladder, a large one (512² LU: ~0.6 GiB) is dropped before the next is built,
+#: so the peak memory stays near that of a run with one factorisation.
+EXTRA_CACHE_BYTES = 256 * 2**20
+
 #: Largest spread of ln D (D = sqrt(V/q)) for which the symmetric form is
 #: used: beyond it the diagonal scaling would overflow in double precision.
 _MAX_LOG_SPREAD = 600.0
@@ -293,7 +299,9 @@ class LinearSolver:
         Memory for cached factorisations (LU factors or AMG hierarchies),
         in bytes; the least recently used are dropped to stay within it
         (the one in use is always kept). Default: `memory_factors` times the
-        size of the first factorisation.
+        size of the first factorisation, but no more than that size plus
+        ``EXTRA_CACHE_BYTES`` (256 MiB), so that large factors are not
+        held twice.
     memory_factors : float
         See `max_bytes`: 4 covers every matrix fixed-step BDF2 needs around
         save times; the adaptive method uses 2 (the current rung and the
@@ -469,7 +477,7 @@ class LinearSolver:
             self._cache[key] = solver
             self.cached_bytes += self._sizes[key]
             if self.max_bytes is None:
-                self.max_bytes = self.memory_factors * self._sizes[key]
+                self.max_bytes = _budget(self._sizes[key], self.memory_factors)
         else:
             self._cache.move_to_end(key)
         self._last_c, self._last = c, solver
@@ -616,7 +624,8 @@ class LinearSolver:
             self._sizes[key] += extra
             self.cached_bytes += extra
             if self._auto_budget:  # the budget counts solvers of the new, larger size
-                self.max_bytes = max(self.max_bytes or 0.0, self.memory_factors * self._sizes[key])
+                budget = _budget(self._sizes[key], self.memory_factors)
+                self.max_bytes = max(self.max_bytes or 0.0, budget)
             if not ok:
                 x, iterations, products, ok = _bicgstab(
                     entry.A, b, guess, self.rtol, entry.M, weights=w
@@ -646,6 +655,11 @@ class LinearSolver:
         if have != 0.0 and abs(target) > 1e-3 * float(V @ np.abs(b)):
             x *= target / have
         return x
+
+
+def _budget(size: int, factors: float) -> float:
+    """The automatic cache budget for solvers of `size` bytes (:data:`EXTRA_CACHE_BYTES`)."""
+    return float(size) + min(max(factors - 1.0, 0.0) * size, EXTRA_CACHE_BYTES)
 
 
 def _warn_no_pyamg(stacklevel: int) -> None:
