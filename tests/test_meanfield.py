@@ -252,3 +252,81 @@ def test_command_line_runs_a_mean_field_config(tmp_path):
     ds = xr.open_dataset(out / "result.nc")
     assert ds.time.values.tolist() == [0.0, 1.0, 2.0]
     assert (ds.free_energy.diff("time") <= 1e-12).all()
+
+
+def test_time_order_two_for_bdf2_and_one_for_backward_euler():
+    # Kuramoto ring, 32 cells, t = 0.4 in 8, 16, 32 steps against a reference of the same
+    # grid: BDF2 at 64 and 128 steps, Richardson-extrapolated ((4 p_128 - p_64)/3, error
+    # O(dt^3), below 1e-7 of the coarsest BDF2 error). Measured slopes: 0.97 and 1.99.
+    m = _kuramoto(0.3)
+    p0 = (1 + 0.5 * np.cos(m.grid.centers[0])) / TWO_PI
+    V = m.grid.volumes
+
+    def run(method, n):
+        ds = m.solve(p0, t_end=0.4, dt=0.4 / n, method=method, save_every=0.4, tol=1e-12)
+        assert ds.attrs["method"] == method and ds.attrs["steps"] == n
+        assert abs(float(ds.mass[-1]) - 1) < 1e-14
+        return ds.p.values[-1]
+
+    ref = (4 * run("bdf2", 128) - run("bdf2", 64)) / 3
+    steps = np.array([8, 16, 32])
+    for method, band in (("backward_euler", (0.9, 1.1)), ("bdf2", (1.9, 2.1))):
+        errors = [np.sum(V * np.abs(run(method, n) - ref)) for n in steps]
+        slope = -np.polyfit(np.log(steps), np.log(errors), 1)[0]
+        assert band[0] < slope < band[1], (method, slope, errors)
+
+
+def test_bdf2_relaxes_to_the_backward_euler_stationary_state_with_falling_free_energy():
+    # Below T_c. BDF2 (dt = 0.5) must end on the self-consistent Gibbs state that
+    # backward-Euler relaxation finds (same branch: the initial state is even in theta).
+    # The L1 distance falls by 9.4 every 5 time units: 1.7e-10 expected at t = 60.
+    # F non-increasing is an observation, not a theorem: here every step lowers F (to
+    # rounding); from 1 + 0.05 cos(theta) it first fails near dt = 2 (a rise of 3e-7).
+    m = _kuramoto(0.3)
+    p0 = (1 + 0.5 * np.cos(m.grid.centers[0])) / TWO_PI
+    ds = m.solve(p0, t_end=60.0, dt=0.5, method="bdf2", save_every=2.0, tol=1e-12)
+    ref = m.stationary(p0, tol=1e-12).values
+    assert np.sum(m.grid.volumes * np.abs(ds.p.values[-1] - ref)) < 1e-9
+    assert float(ds.relative_entropy[-1]) < 1e-12
+    assert abs(_r(m.grid, ds.p.values[-1]) - _r_exact(0.3)) < 1e-7
+    assert np.all(np.diff(ds.free_energy.values) <= 1e-11)
+    assert np.abs(ds.mass.values - 1).max() < 1e-13
+    assert ds.p.values.min() > 0 and ds.attrs["bdf2_fallbacks"] == 0
+
+
+def test_bdf2_step_that_goes_negative_is_redone_by_backward_euler():
+    # A steep drift empties the upper cells faster than a factor 4 per step, so the BDF2
+    # right-hand side (2 p^n - p^{n-1}/2)/(3/2) is negative there and the raw step is too.
+    from fpsolver.discrete.meanfield import MeanFieldGenerator
+    from fpsolver.integrate.meanfield import bdf2_step, implicit_step
+
+    g = fp.Grid(x=(0, 1, 40))
+    m = fp.FokkerPlanck(g, energy=lambda x: 20 * x, interaction=lambda x: -np.exp(-(x**2)))
+    gen = MeanFieldGenerator(m)
+    p0 = np.ones(40)
+    p1, _, _ = implicit_step(gen, p0, 0.05)
+    raw, _, _ = bdf2_step(gen, p1, p0, 0.05, 0.05)
+    assert raw.min() < 0  # the case the fallback is for
+    assert abs(g.volumes @ raw - g.volumes @ p0) < 1e-13  # mass is exact even so
+    ds = m.solve(p0, t_end=0.5, dt=0.05, method="bdf2")
+    assert ds.attrs["bdf2_fallbacks"] > 0
+    assert ds.p.values.min() > 0
+    assert np.abs(ds.mass.values - ds.mass.values[0]).max() < 1e-13
+
+
+def test_bad_method_names_the_valid_ones_and_a_config_may_ask_for_bdf2():
+    from fpsolver.cli.config import parse_config
+
+    m = _kuramoto(0.3, n=16)
+    u = np.full(16, 1 / TWO_PI)
+    with pytest.raises(ValueError, match=r"one of 'backward_euler', 'bdf2' .* got 'rk4'"):
+        m.solve(u, t_end=1.0, dt=0.1, method="rk4")
+    data = {
+        "grid": {"theta": [0, TWO_PI, 16], "periodic": ["theta"]},
+        "model": {"temperature": 0.3, "interaction": "-cos(dtheta)"},
+        "initial": {"type": "expression", "expression": "1 + 0.5*cos(theta)"},
+        "solve": {"method": "bdf2", "t_end": 0.4, "dt": 0.1},
+    }
+    run = parse_config(data)
+    ds = run.model.solve(run.p0, **run.solve)
+    assert ds.attrs["method"] == "bdf2" and ds.attrs["steps"] == 4

@@ -111,10 +111,10 @@ class MeanFieldGenerator:
         self.assemblies += 1
         return sg.generator_matrix(self.volumes, links, ())
 
-    def step_energy(self, p_new: np.ndarray, p_old: np.ndarray) -> np.ndarray:
-        """Ẽ = E₀ + W * p_new + φ'(p_new) + s (p_new − p_old), flat."""
+    def step_energy(self, p_new: np.ndarray, p_old: np.ndarray | None) -> np.ndarray:
+        """Ẽ = E₀ + W * p_new + φ'(p_new) + s (p_new − p_old), flat; E[p_new] if `p_old` is None."""
         E = self.model.effective_energy(p_new).ravel()
-        if self.stabilisation:
+        if self.stabilisation and p_old is not None:
             E = E + self.stabilisation * (np.ravel(p_new) - np.ravel(p_old))
         return E
 
@@ -134,10 +134,12 @@ class MeanFieldGenerator:
             out += np.bincount(b, dF, n)
         return out / self.volumes
 
-    def energy_jacobian(self, p_new: np.ndarray, v: np.ndarray) -> np.ndarray:
-        """(∂Ẽ/∂p_new) v = W * v + φ''(p_new) v + s v, flat."""
+    def energy_jacobian(
+        self, p_new: np.ndarray, v: np.ndarray, *, stabilised: bool = True
+    ) -> np.ndarray:
+        """(∂Ẽ/∂p_new) v = W * v + φ''(p_new) v + s v (s = 0 unless `stabilised`), flat."""
         m, shape = self.model, self.grid.shape
-        out = self.stabilisation * np.ravel(v)
+        out = (self.stabilisation if stabilised else 0.0) * np.ravel(v)
         if m.interaction is not None:
             out = out + m.interaction(np.reshape(v, shape)).ravel()
         if m.local is not None:
@@ -150,7 +152,7 @@ class MeanFieldGenerator:
                 out = out + d2 * np.ravel(v)
         return out
 
-    def step_matrix(self, p_new: np.ndarray, p_old: np.ndarray, h: float) -> sp.csc_matrix:
+    def step_matrix(self, p_new: np.ndarray, p_old: np.ndarray | None, h: float) -> sp.csc_matrix:
         """I − h L(Ẽ(p_new, p_old)), the matrix of the implicit step (an M-matrix)."""
         L = self.generator(self.step_energy(p_new, p_old))
         n = self.volumes.size

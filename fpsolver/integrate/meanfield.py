@@ -35,7 +35,17 @@ from ..core.schedule import positive
 from ..discrete.meanfield import MeanFieldGenerator
 from .trackers import build_dataset
 
-__all__ = ["MeanFieldConvergenceError", "implicit_step", "solve_meanfield", "relax"]
+__all__ = [
+    "MEANFIELD_METHODS",
+    "MeanFieldConvergenceError",
+    "bdf2_step",
+    "implicit_step",
+    "relax",
+    "solve_meanfield",
+]
+
+#: The time steppers of a mean-field solve (the first is the default).
+MEANFIELD_METHODS = ("backward_euler", "bdf2")
 
 
 class MeanFieldConvergenceError(RuntimeError):
@@ -62,11 +72,21 @@ class _NotConverged(Exception):
 
 
 def implicit_step(
-    gen: MeanFieldGenerator, p: np.ndarray, h: float, *, tol: float = 1e-10, max_iter: int = 30
+    gen: MeanFieldGenerator,
+    p: np.ndarray,
+    h: float,
+    *,
+    stabilised: bool = True,
+    tol: float = 1e-10,
+    max_iter: int = 30,
 ) -> tuple[np.ndarray, int, float]:
-    """One stabilised backward-Euler step of size `h` by Newton–GMRES (module notes).
+    """Solve x − p = h L(Ẽ(x)) x by Newton–GMRES (module notes).
 
-    Returns ``(p_new, iterations, residual)``; raises ``_NotConverged``.
+    With ``stabilised=True`` this is one stabilised backward-Euler step from
+    `p`, Ẽ = E[x] + s (x − p); with ``stabilised=False`` the energy is
+    E[x] (a BDF2 step passes its right-hand side as `p` and its h/a as `h`).
+    Returns ``(x, iterations, residual)``; raises ``_NotConverged``. The
+    mass of `x` is Σ V p to rounding.
 
     Examples
     --------
@@ -84,14 +104,15 @@ def implicit_step(
     >>> abs(float(g.volumes @ p1) - float(g.volumes @ p0)) < 1e-14
     True
     """
-    p_old = np.asarray(p, float).ravel()
+    rhs = np.asarray(p, float).ravel()
+    anchor = rhs if stabilised else None  # the density the stabilisation refers to
     V = gen.volumes
-    mass = float(np.sum(V * p_old))
-    it, exact = p_old, True  # `exact`: `it` solves an M-matrix system (positive, exact mass)
+    mass = float(np.sum(V * rhs))
+    it, exact = rhs, True  # `exact`: `it` solves a linear M-matrix system (exact mass)
     residual, first, history = np.inf, None, []
     for k in range(max_iter + 1):
-        A = gen.step_matrix(it, p_old, h)
-        r = A @ it - p_old
+        A = gen.step_matrix(it, anchor, h)
+        r = A @ it - rhs
         residual = float(np.sum(V * np.abs(r))) / mass
         if exact and residual <= tol:
             return it, k, residual
@@ -101,26 +122,64 @@ def implicit_step(
         history.append(residual)
         if k == max_iter or (len(history) > 4 and history[-1] > 0.5 * history[-5]):
             break  # out of iterations, or stagnating
-            break
         lu = splu(A)
         if residual <= tol:  # Newton has converged: polish by one M-matrix solve
-            it, exact = lu.solve(p_old), True
+            it, exact = lu.solve(rhs), True
             continue
-        cand = it + _newton_direction(gen, A, lu, it, p_old, r, h)
+        cand = it + _newton_direction(gen, A, lu, it, anchor, r, h)
         if np.all(cand > 0):
             it, exact = cand, False
-        else:  # a Picard step keeps positivity
-            it, exact = lu.solve(p_old), True
+        else:  # a Picard step (positive whenever rhs is)
+            it, exact = lu.solve(rhs), True
     raise _NotConverged(residual)
 
 
-def _newton_direction(gen, A, lu, it, p_old, r, h) -> np.ndarray:
+def bdf2_step(
+    gen: MeanFieldGenerator,
+    p: np.ndarray,
+    p_prev: np.ndarray,
+    h: float,
+    h_prev: float,
+    *,
+    tol: float = 1e-10,
+    max_iter: int = 30,
+) -> tuple[np.ndarray, int, float]:
+    """One variable-step BDF2 step from `p` (and `p_prev`, a step `h_prev` earlier).
+
+    Solves a x − (1 + ω) p + ω²/(1 + ω) p_prev = h L(E[x]) x, ω = h/h_prev,
+    a = (1 + 2ω)/(1 + ω) (Hairer & Wanner II §V.1), fully implicit in the
+    energy (no stabilisation). The result may have negative entries where
+    the right-hand side has (module notes); the caller checks.
+    Returns ``(x, iterations, residual)``; raises ``_NotConverged``.
+
+    Examples
+    --------
+    >>> import numpy as np, fpsolver as fp
+    >>> from fpsolver.core.meanfield import MeanFieldModel
+    >>> g = fp.Grid(x=(-3, 3, 40))
+    >>> m = MeanFieldModel(g, lambda x: x**2 / 2, interaction=lambda x: -np.exp(-x**2))
+    >>> gen = MeanFieldGenerator(m)
+    >>> p0 = fp.gaussian(g, 1.0, 0.2).values.ravel()
+    >>> p1, _, _ = implicit_step(gen, p0, 0.05)
+    >>> p2, its, res = bdf2_step(gen, p1, p0, 0.05, 0.05)
+    >>> res <= 1e-10, abs(float(g.volumes @ p2) - float(g.volumes @ p0)) < 1e-14
+    (True, True)
+    """
+    w = h / h_prev
+    a = (1 + 2 * w) / (1 + w)
+    p, p_prev = np.ravel(p), np.ravel(p_prev)
+    rhs = ((1 + w) * p - (w * w / (1 + w)) * p_prev) / a
+    return implicit_step(gen, rhs, h / a, stabilised=False, tol=tol, max_iter=max_iter)
+
+
+def _newton_direction(gen, A, lu, it, anchor, r, h) -> np.ndarray:
     """Solve J δ = −r by GMRES, preconditioned by the LU of I − h L(Ẽ(it))."""
-    E = gen.step_energy(it, p_old)
-    n = it.size
+    E = gen.step_energy(it, anchor)
+    n, stabilised = it.size, anchor is not None
 
     def jv(v: np.ndarray) -> np.ndarray:
-        return A @ v - h * gen.energy_derivative(E, it, gen.energy_jacobian(it, v))
+        u = gen.energy_jacobian(it, v, stabilised=stabilised)
+        return A @ v - h * gen.energy_derivative(E, it, u)
 
     J = LinearOperator((n, n), matvec=jv, dtype=float)
     M = LinearOperator((n, n), matvec=lu.solve, dtype=float)
@@ -128,23 +187,45 @@ def _newton_direction(gen, A, lu, it, p_old, r, h) -> np.ndarray:
     return delta
 
 
-def _attempt(gen, p, t, h, *, tol, max_iter, max_halvings):
-    """A step of at most `h`, halved on failure; returns (p_new, h_used, iterations)."""
-    residual = np.inf
-    for _ in range(max_halvings + 1):
-        try:
-            new, its, residual = implicit_step(gen, p, h, tol=tol, max_iter=max_iter)
+class _Stepper:
+    """Steps of `method` with halving on failure; BDF2 keeps the previous density."""
+
+    def __init__(self, gen, method, *, tol, max_iter, max_halvings) -> None:
+        self.gen, self.method = gen, method
+        self.tol, self.max_iter, self.max_halvings = tol, max_iter, max_halvings
+        self.prev: tuple[np.ndarray, float] | None = None
+        #: BDF2 steps that came out non-positive and were redone by backward Euler.
+        self.fallbacks = 0
+
+    def step(self, p: np.ndarray, t: float, h: float) -> tuple[np.ndarray, float, int]:
+        """A step of at most `h`, halved on failure; returns (p_new, h_used, iterations)."""
+        residual = np.inf
+        for _ in range(self.max_halvings + 1):
+            try:
+                new, its, residual = self._try(p, h)
+            except _NotConverged as err:
+                residual = err.residual
+                h *= 0.5
+                continue
+            self.prev = (p, h) if self.method == "bdf2" else None
             return new, h, its
-        except _NotConverged as err:
-            residual = err.residual
-            h *= 0.5
-    raise MeanFieldConvergenceError(
-        f"mean-field implicit step did not converge at t={t:g}: L1 residual {residual:.3g} "
-        f"above `tol`={tol:g} after {max_halvings} halvings of the step (down to h={2 * h:.3g}); "
-        "use a smaller `dt` or a larger `max_iter`",
-        t,
-        residual,
-    )
+        raise MeanFieldConvergenceError(
+            f"mean-field implicit step did not converge at t={t:g}: L1 residual {residual:.3g} "
+            f"above `tol`={self.tol:g} after {self.max_halvings} halvings of the step (down to "
+            f"h={2 * h:.3g}); use a smaller `dt` or a larger `max_iter`",
+            t,
+            residual,
+        )
+
+    def _try(self, p: np.ndarray, h: float) -> tuple[np.ndarray, int, float]:
+        kw = dict(tol=self.tol, max_iter=self.max_iter)
+        if self.prev is not None:
+            p_prev, h_prev = self.prev
+            new, its, residual = bdf2_step(self.gen, p, p_prev, h, h_prev, **kw)
+            if np.all(new > 0):
+                return new, its, residual
+            self.fallbacks += 1  # BDF2 lost positivity: redo the step by backward Euler
+        return implicit_step(self.gen, p, h, **kw)
 
 
 class _Frames:
@@ -236,8 +317,12 @@ def solve_meanfield(
     t_end : float
     dt : float
         The step (required; steps land on the save times).
-    method : {"backward_euler"}, optional
-        The only method (first order in time).
+    method : {"backward_euler", "bdf2"}, optional
+        ``"backward_euler"`` (default): the stabilised implicit step, first
+        order, positive and free-energy decreasing for every `dt`.
+        ``"bdf2"``: variable-step BDF2, second order, started by one
+        backward-Euler step; a step that comes out non-positive is redone
+        by backward Euler (counted in the attribute ``bdf2_fallbacks``).
     save_every, save_at : optional
         As for :func:`fpsolver.solve`; default: every step.
     tol : float
@@ -261,34 +346,24 @@ def solve_meanfield(
     MeanFieldConvergenceError
         A step failed after `max_halvings` halvings; ``err.partial`` holds the frames so far.
     """
-    for key, value in (unsupported or {}).items():
-        if value:
-            raise ValueError(f"`{key}` is not supported for a mean-field model (got {value!r})")
-    if method not in (None, "backward_euler"):
-        raise ValueError(
-            f"`method` must be 'backward_euler' for a mean-field model, got {method!r}"
-        )
-    if dt is None:
-        raise ValueError("a mean-field solve needs a step `dt` (e.g. dt=0.01)")
-    if isinstance(t_end, str):
-        raise ValueError(f"`t_end` must be a time for a mean-field model, got {t_end!r}")
+    method = _check_arguments(method, dt, t_end, unsupported)
     t_end, dt = positive(t_end, "t_end"), positive(dt, "dt")
     tol = positive(tol, "tol")
     gen = MeanFieldGenerator(model)
     p = density_array(model.grid, p0, "p0").ravel()
     frames = _Frames(model)
     frames.add(0.0, p, np.nan, 0)
-    attrs = _attrs(model, gen, dt, tol)
+    attrs = _attrs(model, gen, method, dt, tol)
+    stepper = _Stepper(gen, method, tol=tol, max_iter=max_iter, max_halvings=max_halvings)
     t, steps, h_next, its = 0.0, 0, dt, 0
     try:
         for target in _save_times(t_end, dt, save_every, save_at):
             while t < target * (1 - 1e-14):
                 h = min(h_next, target - t)
-                p, h_used, its = _attempt(
-                    gen, p, t, h, tol=tol, max_iter=max_iter, max_halvings=max_halvings
-                )
+                p, h_used, its = stepper.step(p, t, h)
                 t = target if h_used == target - t else t + h_used
-                h_next = min(dt, 2 * h_used) if h_used < h else h_next
+                if h_used < h or method == "bdf2":  # BDF2: ratio of steps at most 2
+                    h_next = min(dt, 2 * h_used)
                 steps += 1
                 if steps >= max_steps:
                     raise RuntimeError(f"`max_steps`={int(max_steps)} reached at t={t:g}")
@@ -299,13 +374,31 @@ def solve_meanfield(
         attrs.update(stopped=str(err), t_reached=frames.times[-1])
         err.partial = frames.dataset(dict(attrs, steps=steps))
         raise
-    return frames.dataset(dict(attrs, steps=steps, assemblies=gen.assemblies))
+    attrs.update(steps=steps, assemblies=gen.assemblies, bdf2_fallbacks=stepper.fallbacks)
+    return frames.dataset(attrs)
 
 
-def _attrs(model: MeanFieldModel, gen: MeanFieldGenerator, dt: float, tol: float) -> dict:
+def _check_arguments(method: Any, dt: Any, t_end: Any, unsupported: dict | None) -> str:
+    """Refuse what a mean-field solve does not take; return the method name."""
+    for key, value in (unsupported or {}).items():
+        if value:
+            raise ValueError(f"`{key}` is not supported for a mean-field model (got {value!r})")
+    if method is not None and method not in MEANFIELD_METHODS:
+        valid = ", ".join(repr(m) for m in MEANFIELD_METHODS)
+        raise ValueError(f"`method` must be one of {valid} for a mean-field model, got {method!r}")
+    if dt is None:
+        raise ValueError("a mean-field solve needs a step `dt` (e.g. dt=0.01)")
+    if isinstance(t_end, str):
+        raise ValueError(f"`t_end` must be a time for a mean-field model, got {t_end!r}")
+    return "backward_euler" if method is None else method
+
+
+def _attrs(
+    model: MeanFieldModel, gen: MeanFieldGenerator, method: str, dt: float, tol: float
+) -> dict:
     return {
         "title": "Fokker-Planck solution of a mean-field model (fpsolver)",
-        "method": "backward_euler",
+        "method": method,
         "mean_field": 1,
         "dt": dt,
         "temperature": model.temperature,
@@ -346,12 +439,13 @@ def relax(
     V = model.grid.volumes
     p = density_array(model.grid, p0, "p0").ravel()
     ptol = tol if picard_tol is None else picard_tol
+    stepper = _Stepper(gen, "backward_euler", tol=ptol, max_iter=30, max_halvings=12)
     h, t, change, kl = positive(dt, "dt"), 0.0, np.inf, np.inf
     cap = positive(dt_max, "dt_max")
     steps = 0
     while steps < max_steps:
         steps += 1
-        new, h_used, its = _attempt(gen, p, t, h, tol=ptol, max_iter=30, max_halvings=12)
+        new, h_used, its = stepper.step(p, t, h)
         cap = h_used if h_used < h else cap  # a step failed: never try that large again
         change = float(np.sum(V.ravel() * np.abs(new - p)))
         p, t = new, t + h_used
