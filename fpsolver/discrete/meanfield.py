@@ -38,7 +38,10 @@ Huang, Commun. Comput. Phys. 17 (2015) 233–258; Bailo, Carrillo & Hu,
 Commun. Math. Sci. 18 (2020) 1259–1303). The term s Δ vanishes at a
 stationary state, so stationary states are exactly the self-consistent
 Gibbs states p ∝ exp(−E[p]/T); it adds an O(h) time error, of the same
-order as backward Euler's.
+order as backward Euler's. The second-order BDF2 step solves the same kind
+of equation, x − b = h' L(E[x]) x, without the stabilisation (``p_old=None``
+in :meth:`MeanFieldGenerator.step_energy`); no free-energy inequality is
+claimed for it.
 """
 
 from __future__ import annotations
