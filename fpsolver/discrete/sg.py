@@ -374,34 +374,36 @@ def _slot_csr(vol: np.ndarray, diag: np.ndarray, slots) -> sp.csr_array | None:
     """CSR of the diagonal and of `slots` ``(rows, cols, rates)``, each row at most once per slot.
 
     The entries are laid out as a (slot, row) table with the slots ordered
-    by their typical column offset, so that on a structured stencil every
-    row is already sorted; rows that are not (links across a periodic wrap)
-    are sorted on their own. Values are the rates over the row's volume.
-    Returns None when a slot repeats a row or a row repeats a column (the
-    caller then sums duplicates).
+    by their typical column offset, so that every row whose entries all
+    have their slot's offset (a structured stencil) is already sorted;
+    the other rows (links across a periodic wrap) are sorted on their own.
+    Absent entries are NaN in the value table. Values are the rates over
+    the row's volume. Returns None when a slot repeats a row, a row
+    repeats a column, or a value is NaN (the caller then sums COO
+    duplicates, which keeps NaN visible).
     """
     n = vol.size
     steps = [0] + [_typical_step(r, c) for r, c, _ in slots]
-    order = np.argsort(steps, kind="stable")
+    if len(set(steps)) < len(steps):
+        return None
+    order = np.argsort(steps)
     m = len(steps)
     C = np.empty((m, n), dtype=np.int64)
-    V = np.zeros((m, n))
-    M = np.zeros((m, n), dtype=bool)
-    base = np.arange(n)
+    V = np.full((m, n), np.nan)
+    bad = np.zeros(n, dtype=bool)
+    total = n
     for pos, k in enumerate(order):
         if k == 0:
-            C[pos], V[pos], M[pos] = base, diag, True
+            C[pos], V[pos] = np.arange(n), diag
             continue
         rows, cols, vals = slots[k - 1]
-        np.add(base, steps[k], out=C[pos])
         C[pos, rows] = cols
         V[pos, rows] = vals
-        M[pos, rows] = True
-        if np.count_nonzero(M[pos]) != rows.size:
-            return None
-    bad = np.zeros(n, dtype=bool)
-    for pos in range(m - 1):
-        bad |= C[pos + 1] <= C[pos]
+        bad[rows[cols - rows != steps[k]]] = True
+        total += rows.size
+    M = ~np.isnan(V)
+    if np.count_nonzero(M) != total:
+        return None
     if bad.any() and not _sort_rows(C, V, M, np.flatnonzero(bad)):
         return None
     V /= vol
