@@ -39,6 +39,10 @@ class MeanFieldFokkerPlanck(MeanFieldModel):
     ):
         """Integrate; see :func:`~fpsolver.integrate.meanfield.solve_meanfield`.
 
+        `method` is ``"backward_euler"`` (default: first order, positive and
+        free-energy decreasing for every `dt`) or ``"bdf2"`` (second order;
+        a step that comes out non-positive is redone by backward Euler).
+
         Examples
         --------
         >>> import numpy as np, fpsolver as fp
@@ -48,6 +52,9 @@ class MeanFieldFokkerPlanck(MeanFieldModel):
         >>> ds = m.solve(p0, t_end=1.0, dt=0.1, save_every=0.5)
         >>> bool((ds.free_energy.diff("time") < 0).all()), bool(abs(ds.mass[-1] - 1) < 1e-13)
         (True, True)
+        >>> ds2 = m.solve(p0, t_end=1.0, dt=0.1, method="bdf2", save_every=1.0)
+        >>> ds2.attrs["method"], bool(abs(ds2.mass[-1] - 1) < 1e-13), ds2.attrs["bdf2_fallbacks"]
+        ('bdf2', True, 0)
         """
         kwargs.pop("progress", None)  # a mean-field solve draws no progress bar
         return solve_meanfield(self, p0, t_end, dt, method, **kwargs)
