@@ -61,6 +61,20 @@ def test_default_for_reversible_3d_is_the_measured_best():
     assert lin._history.size == ls.HISTORY == 4
 
 
+def test_a_tensor_mobility_gets_jacobi_cg_that_agrees_with_lu():
+    """Full tensors: CG with Jacobi scaling (module notes), to the solver's L¹ tolerance."""
+    g = fp.Grid(x=(-2, 2, 11), y=(-2, 2, 10), z=(-2, 2, 12))
+    S = [[1.0, 0.3, 0.1], [0.3, 0.5, -0.1], [0.1, -0.1, 0.2]]
+    op = fp.discretize(fp.FokkerPlanck(g, lambda x, y, z: x**2 + 0.5 * y**2 + z**2, mobility=S))
+    lin = LinearSolver.for_model(op)
+    assert lin.kind == "cg" and lin.preconditioner == "jacobi"
+    b = np.exp(-(g.mesh()[0] ** 2)).ravel()
+    c = 0.05
+    x = lin.solve(c, b)
+    exact = splu(sp.csc_matrix(sp.identity(g.size) - c * op.generator)).solve(b)
+    assert np.sum(np.abs(x - exact)) <= ls.DEFAULT_RTOL * np.sum(np.abs(b))
+
+
 def test_lu_stays_for_1d_2d_and_small_3d():
     big2d = fp.FokkerPlanck(fp.Grid(x=(-1, 1, 200), y=(-1, 1, 200)), energy=0.0)
     assert choose_linear_solver(big2d) == "lu"
