@@ -199,12 +199,11 @@ def bdf2_step(
 
 def _newton_direction(gen, A, lu, it, anchor, r, h) -> np.ndarray:
     """Solve J δ = −r by GMRES, preconditioned by the LU of I − h L(Ẽ(it))."""
-    E = gen.step_energy(it, anchor)
+    response = gen.energy_derivative_operator(gen.step_energy(it, anchor), it)
     n, stabilised = it.size, anchor is not None
 
     def jv(v: np.ndarray) -> np.ndarray:
-        u = gen.energy_jacobian(it, v, stabilised=stabilised)
-        return A @ v - h * gen.energy_derivative(E, it, u)
+        return A @ v - h * response(gen.energy_jacobian(it, v, stabilised=stabilised))
 
     J = LinearOperator((n, n), matvec=jv, dtype=float)
     M = LinearOperator((n, n), matvec=lu.solve, dtype=float)
