@@ -222,8 +222,10 @@ class DiagnosticsTracker(Tracker):
     diagnostics leave that part out.
     """
 
-    #: Frames per batch of :meth:`fill` (about this many cells at once).
-    BATCH_CELLS = 2**21
+    #: Frames per batch of :meth:`fill`: about this many cells at once (larger
+    #: batches raise the peak memory by their temporaries, measured +68 MiB at 2**21
+    #: on a 48³ run, and gain nothing).
+    BATCH_CELLS = 2**17
 
     def __init__(
         self, diagnostics: Diagnostics, method: str = "", negative_tol: float = 1e-8
