@@ -550,6 +550,12 @@ REFERENCE = {
     "tiny periodic (duplicate pairs)": lambda: fp.FokkerPlanck(
         fp.Grid(x=(0, 1, 3), y=(0, 1, 2), periodic=("x", "y")), 0.0, 0.7, mobility=_aniso(20, 0.4)
     ),
+    "narrow (offsets longer than an axis)": lambda: fp.FokkerPlanck(
+        fp.Grid(x=(0, 1, 3), y=(-2, 2, 10)),
+        lambda x, y: 0.5 * y**2 + x,
+        0.7,
+        mobility=_aniso(400, 0.3) + np.array([[0.0, 0.3], [-0.3, 0.0]]),
+    ),
     "3d, periodic": lambda: fp.FokkerPlanck(
         fp.Grid(x=(-2, 2, 5), y=(-np.pi, np.pi, 6), z=(-2, 2, 4), periodic="y"),
         lambda x, y, z: 0.5 * x**2 + np.cos(y) + 0.3 * z**2 + 0.2 * x * z,

@@ -48,6 +48,14 @@ symmetric part on the same face (written in u). Hence:
   Σ β (u_i − u_j) vanishes by Σ_j β_ij = 0), which is O(|u_i − u_j|³)
   per face, O(h²) in total; ε adds dissipation only (≥ 0).
 
+**Assembly.** F^A_ij = out_i p_i − in_j p_j has the form of a link flux,
+so :func:`merged_rates` adds its coefficients to the rates of the
+symmetric part's link along e_a (a link is added where S has none): L
+gets one entry per link and direction, and on a hybrid face the combined
+coefficients are exactly abs(β)/2 ± β/2, the vanishing one exactly zero.
+Ψ^{ab}/q on each edge is computed once per pair of axes and shared by the
+faces around it.
+
 Tilted periodic energies and forces are not supported together with A
 (no Gibbs reference u = p/q): such models are refused.
 """

@@ -35,7 +35,9 @@ sqrt(κ) for a condition number κ of S̃ (κ = 100: offsets up to (3, 1)‐like
 so the stencil widens with anisotropy. A link whose other end leaves a
 bounded axis is dropped: no flux crosses a wall (mass and the Gibbs state
 stay exact), at the price of first-order consistency in the layer of cells
-within the stencil width of a wall. Periodic axes wrap.
+within the stencil width of a wall. Periodic axes wrap. The links of one
+offset e join a box of cells c to c + e, so their arrays are slices of cell
+arrays; a tensor that is one matrix on a uniform grid is decomposed once.
 """
 
 from __future__ import annotations
@@ -316,7 +318,7 @@ def _src_slices(grid, e: np.ndarray) -> tuple[slice, ...]:
     out = []
     for a, n in enumerate(grid.shape):
         k = int(e[a])
-        out.append(slice(None) if grid.periodic[a] else slice(max(0, -k), min(n, n - k)))
+        out.append(slice(None) if grid.periodic[a] else slice(max(0, -k), max(0, min(n, n - k))))
     return tuple(out)
 
 
@@ -336,7 +338,7 @@ def _at_dst(arr: np.ndarray, grid, e: np.ndarray) -> np.ndarray:
                 arr = np.roll(arr, -k, axis=a)
             boxes.append(slice(None))
         else:
-            boxes.append(slice(max(0, k), min(n, n + k)))
+            boxes.append(slice(max(0, k), max(0, min(n, n + k))))
     return arr[tuple(boxes)]
 
 

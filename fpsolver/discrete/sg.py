@@ -19,7 +19,9 @@ family of such weights.
 
 Absorbing walls add a half-cell link to a wall where p = 0, with δ from the
 energy at the wall. All assembly is vectorised: one pass per axis, no loop
-over cells.
+over cells. The Bernoulli weights of a link come from one ``expm1``
+(:func:`bernoulli_pair`), and L is written directly in CSR form from a
+(stencil slot, row) table (:func:`rate_matrix`), with no duplicates to sum.
 """
 
 from __future__ import annotations
