@@ -182,9 +182,10 @@ def _coefficients(i, j, b_i, b_j, c_i, c_j) -> dict:
     half_i, half_j = 0.5 * b_i, 0.5 * b_j
     hybrid = np.abs(half_i) >= c_i * (1.0 - 1e-12)
     fwd, bwd = c_i + half_i, c_j - half_j
-    out_i, in_j = half_i.copy(), -half_j
+    out_i, in_j = half_i, -half_j
     h = np.flatnonzero(hybrid)
     if h.size:
+        out_i = half_i.copy()
         fwd[h] = np.abs(half_i[h]) + half_i[h]
         bwd[h] = np.abs(half_j[h]) - half_j[h]
         out_i[h] = fwd[h] - c_i[h]

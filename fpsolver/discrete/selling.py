@@ -159,8 +159,10 @@ class OffsetLinks:
     to dst. ``steps`` holds, per axis, the displacement along that axis
     of the box of source cells (broadcastable to it) and ``keep`` the
     box's cells that carry a link (None: all); ``disp`` (d, n_links) and
-    its length ``h`` are derived from them on first use. ``axis`` is None
-    (the links are not along one axis).
+    its length ``h`` are derived from them on first use. ``cell_delta`` is
+    the very array ``delta`` when it is the δ of the cell energies,
+    (E_dst − E_src)/T (no force, no energy read across a wrap), else None.
+    ``axis`` is None (the links are not along one axis).
     """
 
     offset: np.ndarray
@@ -170,6 +172,7 @@ class OffsetLinks:
     delta: np.ndarray
     steps: tuple = field(repr=False)
     keep: np.ndarray | None = field(default=None, repr=False)
+    cell_delta: np.ndarray | None = field(default=None, repr=False, compare=False)
     axis: None = None
 
     @cached_property
@@ -394,6 +397,8 @@ def _link_data(model: Model, e, idx, weight, keep) -> OffsetLinks:
         far = [grid.centers[a][smulti[a]] + disp[a, wrapped] for a in range(grid.ndim)]
         dE[wrapped] = model.energy_at(far) - E.ravel()[src[wrapped]]
     delta = dE / T
+    # The cells' own δ, when neither a wrap nor a force changed it (links_reversible).
+    cell_delta = delta if disp is None and not model.has_force else None
     if model.has_force:
         disp = _box_disp(steps, keep) if disp is None else disp
         smulti = np.unravel_index(src, grid.shape)
@@ -402,7 +407,7 @@ def _link_data(model: Model, e, idx, weight, keep) -> OffsetLinks:
             np.asarray(model.force_at(a, pts), dtype=float) * disp[a] for a in range(grid.ndim)
         )
         delta = (dE - work) / T
-    return OffsetLinks(e, src, dst, weight, delta, tuple(steps), keep)
+    return OffsetLinks(e, src, dst, weight, delta, tuple(steps), keep, cell_delta=cell_delta)
 
 
 def links_reversible(model: Model, links) -> bool:
@@ -412,6 +417,8 @@ def links_reversible(model: Model, links) -> bool:
     E = model.energy.ravel()
     scale = max(1.0, float(np.max(np.abs(E)))) / model.temperature
     for ln in links:
+        if getattr(ln, "cell_delta", None) is ln.delta:
+            continue  # δ is the cells' own energy difference, as built
         cells = (E[ln.dst] - E[ln.src]) / model.temperature
         if ln.delta.size and np.max(np.abs(ln.delta - cells)) > 1e-12 * scale:
             return False
