@@ -348,16 +348,6 @@ def test_particles_without_the_divergence_term_are_rejected(monkeypatch):
     assert _particle_check(model, divergence_term=False, monkeypatch=monkeypatch) < ALPHA
 
 
-def test_antisymmetric_part_on_a_curved_grid_is_refused():
-    g = fp.Grid.polar(r=(0, 2, 10), phi=12)
-    m = fp.FokkerPlanck(g, 0.0, mobility=[[1.0, 0.2], [-0.2, 1.0]])
-    with pytest.raises(NotImplementedError, match="curved grid"):
-        m.generator()
-    sym = fp.FokkerPlanck(g, 0.0, mobility=[[1.0, 0.2], [0.2, 1.0]])
-    with pytest.raises(NotImplementedError, match="current"):
-        sym.current(np.ones(g.shape))
-
-
 def _almost_isotropic(theta, phi):
     tiny = 1e-300 + 0 * theta
     return [[1.0, tiny], [tiny, 1.0]]

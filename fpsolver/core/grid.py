@@ -476,6 +476,25 @@ class Grid:
                 area = area * self._along(b, w)
         return area
 
+    def flux_areas(self, axis: int) -> np.ndarray:
+        """Face areas in the layout of face-flux arrays, broadcastable on them.
+
+        n + 1 faces along a bounded axis (walls included), n along a
+        periodic one (face k between cells k and k + 1, the last across the
+        wrap), as :func:`fpsolver.discrete.sg.face_fluxes` lays them out.
+
+        Examples
+        --------
+        >>> import fpsolver as fp
+        >>> g = fp.Grid.polar(r=(0, 1, 4), phi=8)
+        >>> g.flux_areas(0).shape, g.flux_areas(1).shape
+        ((5, 8), (4, 8))
+        """
+        area = self.face_areas(axis)
+        if self.geometry is None or not self.periodic[axis]:
+            return area
+        return np.take(area, np.arange(1, area.shape[axis]), axis=axis)
+
     def face_coefficients(self, axis: int) -> np.ndarray:
         """Flux coefficient of every face normal to `axis`, broadcastable on the grid.
 

@@ -77,11 +77,6 @@ class Operator:
     def links(self) -> tuple[sg.AxisLinks, ...]:
         """The links along every axis, or along Selling offsets for a tensor mobility."""
         if self.model.is_tensor:
-            if self.grid.curved and self.model.has_antisymmetric:
-                raise NotImplementedError(
-                    "a mobility with an antisymmetric part on a curved grid is not supported "
-                    "yet; its symmetric part alone is"
-                )
             return selling.tensor_links(self.model)
         return sg.all_links(self.model)
 
@@ -244,10 +239,6 @@ class Operator:
         if np.ndim(p) == 1 and np.size(p) == self.grid.size:
             p = np.reshape(p, self.grid.shape)
         arr = cell_array(self.grid, p, "p")
-        if self.model.is_tensor and self.grid.curved:
-            raise NotImplementedError(
-                "the current of a tensor mobility on a curved grid is not supported yet"
-            )
         if self.model.is_tensor:
             out = selling.offset_fluxes(self.grid, self.links, arr.ravel(), _sg_flux)
             _add_wall_fluxes(self.grid, self.walls, arr.ravel(), out)

@@ -53,7 +53,7 @@ from .sg import link_rates
 if TYPE_CHECKING:
     from ..core.model import Model
 
-__all__ = ["selling", "OffsetLinks", "tensor_links", "offset_fluxes"]
+__all__ = ["selling", "OffsetLinks", "tensor_links", "offset_fluxes", "per_area"]
 
 _MAX_SWEEPS = 500
 
@@ -446,9 +446,16 @@ def offset_fluxes(grid, links, p: np.ndarray, flux_of) -> list[np.ndarray]:
             cur = start.copy()
             for a in order:
                 _walk(grid, out, cur, off[a], a, 0.5 * F)
-    for a in range(d):
-        out[a] /= grid.face_areas(a)
-    return out
+    return [per_area(grid, a, f) for a, f in enumerate(out)]
+
+
+def per_area(grid, a: int, flux: np.ndarray) -> np.ndarray:
+    """Face fluxes (layout of :meth:`~fpsolver.core.grid.Grid.flux_areas`) per unit area.
+
+    Zero on faces of zero area (a pole, the centre of a disc), which carry no flux.
+    """
+    area = np.broadcast_to(grid.flux_areas(a), flux.shape)
+    return np.divide(flux, area, out=np.zeros(flux.shape), where=area > 0)
 
 
 def _walk(grid, out, cur: np.ndarray, steps: np.ndarray, a: int, F: np.ndarray) -> None:
