@@ -390,10 +390,11 @@ def _slot_csr(vol: np.ndarray, diag: np.ndarray, slots) -> sp.csr_array | None:
         return None
     order = np.argsort(steps)
     m = len(steps)
-    C = np.empty((m, n), dtype=np.int64)
+    total = n + sum(r.size for r, _, _ in slots)
+    index = np.int32 if total < np.iinfo(np.int32).max else np.int64  # as scipy would pick
+    C = np.empty((m, n), dtype=index)
     V = np.full((m, n), np.nan)
     bad = np.zeros(n, dtype=bool)
-    total = n
     for pos, k in enumerate(order):
         if k == 0:
             C[pos], V[pos] = np.arange(n), diag
@@ -402,14 +403,13 @@ def _slot_csr(vol: np.ndarray, diag: np.ndarray, slots) -> sp.csr_array | None:
         C[pos, rows] = cols
         V[pos, rows] = vals
         bad[rows[cols - rows != steps[k]]] = True
-        total += rows.size
     M = ~np.isnan(V)
     if np.count_nonzero(M) != total:
         return None
     if bad.any() and not _sort_rows(C, V, M, np.flatnonzero(bad)):
         return None
     V /= vol
-    indptr = np.zeros(n + 1, dtype=np.int64)
+    indptr = np.zeros(n + 1, dtype=index)
     np.cumsum(np.count_nonzero(M, axis=0), out=indptr[1:])
     Mt = M.T
     L = sp.csr_array((V.T[Mt], C.T[Mt], indptr), shape=(n, n))
