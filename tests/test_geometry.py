@@ -339,10 +339,6 @@ def test_particles_on_disc_and_torus():
 
 
 def test_particles_refuse_what_they_cannot_move():
-    g = fp.Grid.sphere(n_theta=6, n_phi=8)
-    m = fp.FokkerPlanck(g, energy=lambda theta, phi: 0 * theta, mobility=(1.0, 2.0))
-    with pytest.raises(NotImplementedError, match="constant scalar mobility"):
-        fp.simulate_particles(m, m.equilibrium(), n=10, t_end=0.1, dt=0.01)
     back = fp.Grid.from_attrs(_grids()["curvilinear"].to_attrs())
     mb = fp.FokkerPlanck(back, energy=lambda r, phi: 0 * r)
     with pytest.raises(NotImplementedError, match="scale factors"):

@@ -1114,10 +1114,11 @@ class ParticleBlocks:
 # curved grids: the metric's drift, chart-free moves on the disc and sphere
 # ---------------------------------------------------------------------------
 def _dynamics_for(model: Model) -> Any:
-    """The step of `model`: :class:`_Dynamics`, or :class:`_CurvedDynamics` on a curved grid."""
-    if model.is_tensor:
-        return _TensorDynamics(model)
-    return _CurvedDynamics(model) if model.grid.curved else _Dynamics(model)
+    """The step of `model`: :class:`_CurvedDynamics` on a curved grid, else
+    :class:`_TensorDynamics` for a full tensor, else :class:`_Dynamics`."""
+    if model.grid.curved:
+        return _CurvedDynamics(model)
+    return _TensorDynamics(model) if model.is_tensor else _Dynamics(model)
 
 
 def _angle_into(phi: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -1129,20 +1130,142 @@ def _angle_into(phi: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return phi
 
 
+def _isotropic_constant(model: Model) -> float | None:
+    """The mobility when it is one constant scalar (same on every axis and cell), else None."""
+    if model.mobility_function is not None or model.is_tensor:
+        return None
+    cells = model.mobility_cells().ravel()
+    return float(cells[0]) if np.all(cells == cells[0]) else None
+
+
+def _frame_field(model: Model) -> Callable[[Sequence[np.ndarray]], np.ndarray]:
+    """K in the orthonormal frame at positions, shape ``(nd, nd, m)``.
+
+    A callable is evaluated at the positions (scalar, per-axis or tensor
+    output); a constant is broadcast; a cell array is interpolated
+    multilinearly between cell centres, so that its derivatives exist.
+    """
+    grid, nd = model.grid, model.grid.ndim
+    if model.mobility_function is not None:
+        if model.mobility_kind == "tensor" or model.is_tensor:
+            return lambda pts: np.asarray(model.mobility_tensor_at(list(pts)), dtype=float)
+
+        def diagonal(pts: Sequence[np.ndarray]) -> np.ndarray:
+            comps = model.evaluate_components(model.mobility_function, list(pts), "mobility", True)
+            K = np.zeros((nd, nd, *comps[0].shape))
+            for a in range(nd):
+                K[a, a] = comps[a]
+            return K
+
+        return diagonal
+    Kc = np.asarray(model.mobility_tensor(), dtype=float)
+    flat = Kc.reshape(nd, nd, -1)
+    if np.all(flat == flat[:, :, :1]):
+        K0 = flat[:, :, :1].copy()
+        return lambda pts: np.broadcast_to(K0, (nd, nd, *np.shape(pts[0])))
+    interp = _CellInterpolator(grid, Kc.reshape(nd * nd, *grid.shape))
+    return lambda pts: interp(list(pts)).reshape(nd, nd, -1)
+
+
+def _symmetric_root(K: np.ndarray, white: np.ndarray) -> np.ndarray:
+    """σ w with σσᵀ = S = (K + Kᵀ)/2 (Cholesky, per particle): K ``(d, d, m)``, w ``(d, m)``."""
+    bad = ValueError(
+        "`mobility`: its symmetric part is not positive definite at some particle "
+        "position (between cell centres or beyond the outer ones)"
+    )
+    if K.shape[0] == 2:  # closed form: L = [[√S00, 0], [S01/√S00, √(S11 − S01²/S00)]]
+        s01 = 0.5 * (K[0, 1] + K[1, 0])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            l00 = np.sqrt(K[0, 0])
+            l10 = s01 / l00
+            l11 = np.sqrt(K[1, 1] - l10 * l10)
+        if not (np.all(l00 > 0) and np.all(l11 > 0)):
+            raise bad
+        return np.array([l00 * white[0], l10 * white[0] + l11 * white[1]])
+    S = 0.5 * (K + np.swapaxes(K, 0, 1))
+    try:
+        chol = np.linalg.cholesky(np.moveaxis(S, -1, 0))
+    except np.linalg.LinAlgError:
+        raise bad from None
+    return np.einsum("mab,bm->am", chol, white)
+
+
 class _CurvedDynamics:
     r"""Euler–Maruyama for the covariant equation on a curved orthogonal grid.
 
-    For ρ = √g p in coordinates the Itô SDE has drift
-    μ^a = k g^{aa} (F_a − ∂_a E) + (T/√g) ∂_a(√g k g^{aa}) and noise
-    sqrt(2 T k) / h_a (a scalar mobility k). On the disc and the sphere the
-    particles move in the embedding instead (a Cartesian step in the plane;
-    on the sphere a step in the tangent plane followed by renormalisation
-    to the unit vector), so nothing blows up at the centre or the poles:
-    the metric term is then implicit in the chart map. ``metric_term=False``
-    (tests only) drops it and moves in coordinates: the wrong model.
+    The mobility K is given by its components :math:`\hat K^{ab}` in the
+    orthonormal frame :math:`\hat e_a = e_a / h_a`; its coordinate
+    components are :math:`K^{ab} = \hat K^{ab} / (h_a h_b)` and K = S + A
+    (S symmetric positive definite, A antisymmetric). For the density
+    :math:`\rho` per unit measure the coordinate density is
+    :math:`p = \sqrt g\,\rho` and
+
+    .. math::
+
+        \partial_t p = \partial_a\bigl(K^{ab}(p\,\partial_b E - F_b\,p)
+        + T\sqrt g\,K^{ab}\,\partial_b(p/\sqrt g)\bigr).
+
+    Writing :math:`T\sqrt g K^{ab}\partial_b(p/\sqrt g) = \partial_b(T K^{ab} p)
+    - T p\,[\partial_b K^{ab} + K^{ab}\partial_b\ln\sqrt g]` and using
+    :math:`\partial_a\partial_b(A^{ab}p) = 0` gives the Itô–Kolmogorov form
+    :math:`\partial_t p = -\partial_a(\mu^a p) + T\partial_a\partial_b(S^{ab}p)`,
+    i.e. the SDE
+
+    .. math::
+
+        dX^a = \Bigl[K^{ab}(F_b - \partial_b E)
+        + \frac{T}{\sqrt g}\partial_b\bigl(\sqrt g\,K^{ab}\bigr)\Bigr]dt
+        + \sqrt{2T}\,\sigma^{ab}\,dW_b, \qquad \sigma\sigma^{\mathsf T} = S,
+
+    (Gardiner, *Stochastic Methods*, §4.3; Risken, *The Fokker–Planck
+    Equation*, §4.2). On a flat grid (√g = 1) it is the SDE of
+    :class:`_TensorDynamics`; for a scalar k, :math:`K^{ab} = k g^{ab}`
+    and the last drift term is the metric drift
+    :math:`(T/\sqrt g)\,\partial_a(\sqrt g\,k\,g^{aa})`. Generic grids (the
+    torus, user metrics) step in coordinates with this drift and
+    :math:`\sigma = H^{-1}\hat\sigma`, :math:`\hat\sigma` the Cholesky factor
+    of the frame :math:`\hat S`; the derivatives are central differences.
+
+    The chart is singular at the centre of a disc and at the poles, so there
+    the particles move without it. On the **disc** the SDE is the flat one
+    in Cartesian components, :math:`K_{\rm cart} = R\hat K R^{\mathsf T}`
+    (:math:`R = [\hat e_r, \hat e_\varphi]`): drift
+    :math:`K_{\rm cart}(F - \nabla E) + T\,\nabla\!\cdot K_{\rm cart}`
+    (central differences in x, y) and noise :math:`\sigma_{\rm cart}\,dW`,
+    the Cholesky factor of :math:`S_{\rm cart}`. On the **sphere** the
+    particles take a tangent-plane step
+    :math:`u = [\hat K\hat G + T\,\widehat{\nabla\!\cdot K}]dt +
+    \sqrt{2T}\hat\sigma\,dW` in the frame (:math:`\hat G` the frame
+    components of F − ∇E) and are renormalised to the sphere. The map
+    :math:`n \mapsto (n + u)/|n + u|` follows the great circle to second
+    order, so the step's generator is :math:`\mu\cdot\nabla f + T S:\nabla\nabla f`
+    with the covariant Hessian; matching it to the chart generator
+    :math:`\mu^a\partial_a f + T S^{ab}\partial_a\partial_b f` needs the
+    drift :math:`K\hat G + T\,\nabla_b K^{ab}`, the covariant divergence
+    (the chart term :math:`(1/\sqrt g)\partial_b(\sqrt g K^{ab})` less
+    :math:`\Gamma^a_{bc}S^{bc}`, which the renormalisation supplies). The
+    covariant divergence is computed in the embedding, finite at the poles
+    for a smooth tensor field: :math:`\nabla\!\cdot K = P\,\partial_l\tilde
+    K^{\cdot l}` for the extension :math:`\tilde K(x) = E\hat K E^{\mathsf T}`
+    at :math:`x/|x|` (:math:`E = [\hat e_\theta, \hat e_\varphi]`, P the
+    tangent projector), by central differences in R³.
+
+    A constant scalar mobility keeps the closed-form steps (no tensor
+    algebra). ``metric_term=False`` (tests only) moves in coordinates
+    without :math:`T K^{ab}\partial_b\ln\sqrt g`; ``divergence_term=False``
+    (tests only) drops :math:`T\partial_b K^{ab}` (in the chart) or
+    :math:`T\nabla\!\cdot K` (disc and sphere): both are wrong models, for
+    the power tests.
     """
 
-    def __init__(self, model: Model, *, metric_term: bool = True, chart: bool = False) -> None:
+    def __init__(
+        self,
+        model: Model,
+        *,
+        metric_term: bool = True,
+        divergence_term: bool = True,
+        chart: bool = False,
+    ) -> None:
         grid = model.grid
         geo = grid.geometry
         if geo.scale is None:
@@ -1153,22 +1276,18 @@ class _CurvedDynamics:
             )
         self.nd, self.T = grid.ndim, model.temperature
         self._grad, self.gradient_source = _energy_gradient(model)
-        k_const, _ = _mobility_field(model)
-        if k_const is None or not np.all(k_const == k_const[0]):
-            raise NotImplementedError(
-                "particles on curved grids support a constant scalar mobility (the same on "
-                f"every axis); this model's mobility varies (grid kind {grid.kind!r})"
-            )
-        self.k = float(k_const[0])
+        self.k = _isotropic_constant(model)
+        self._frame = None if self.k is not None else _frame_field(model)
         self.k_const = None
         self._force, self.f_const = _force_field(model)
         self.scale = geo.scale
         self.kind = geo.kind if (metric_term and not chart) else "chart"
-        self.metric_term = metric_term
+        self.metric_term, self.divergence_term = metric_term, divergence_term
         self.radius = dict(geo.params).get("radius", 1.0)
         self.lo = [float(e[0]) for e in grid.edges]
         self.hi = [float(e[-1]) for e in grid.edges]
         self.steps = [1e-6 * max(1.0, abs(h - lo)) for lo, h in zip(self.lo, self.hi)]
+        self.cart_step = _EPS3 * max(1.0, abs(self.hi[0]))  # disc: x, y; sphere: unit vectors
 
     def _drive(self, pos: np.ndarray) -> list[np.ndarray]:
         """Covariant F_a − ∂_a E at positions (per coordinate unit)."""
@@ -1197,15 +1316,45 @@ class _CurvedDynamics:
             out.append(self.T * self.k * (vals[0] - vals[1]) / (2 * self.steps[a]) / sqrt_g)
         return out
 
+    def _coordinate_tensor(self, pos: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Coordinate components K^{ab} = K̂^{ab}/(h_a h_b) and √g at `pos`."""
+        shape = np.shape(pos[0])
+        h = np.stack([np.broadcast_to(x, shape) for x in self.scale(list(pos))])
+        return self._frame(list(pos)) / (h[:, None] * h[None, :]), np.prod(h, axis=0)
+
+    def _chart_divergence(self, pos: np.ndarray, K: np.ndarray, sqrt_g: np.ndarray) -> np.ndarray:
+        """T[∂_b K^{ab} + K^{ab} ∂_b ln √g] = (T/√g) ∂_b(√g K^{ab}) by central differences.
+
+        ``divergence_term`` and ``metric_term`` switch the two parts.
+        """
+        out = np.zeros(pos.shape)
+        for b in range(self.nd):
+            up, dn = list(pos), list(pos)
+            up[b], dn[b] = pos[b] + self.steps[b], pos[b] - self.steps[b]
+            Ku, gu = self._coordinate_tensor(up)
+            Kd, gd = self._coordinate_tensor(dn)
+            if self.divergence_term:
+                out += (Ku[:, b] - Kd[:, b]) / (2.0 * self.steps[b])
+            if self.metric_term:
+                out += K[:, b] * ((gu - gd) / (2.0 * self.steps[b]) / sqrt_g)
+        return self.T * out
+
     def drift(self, pos: np.ndarray) -> list[np.ndarray]:
-        """The coordinate drift k g^aa (F_a − ∂_a E), without the metric term (for stiffness)."""
-        h = self.scale(list(pos))
-        return [self.k * d / h[a] ** 2 for a, d in enumerate(self._drive(pos))]
+        """The coordinate drift K^{ab}(F_b − ∂_b E), without the metric term (for stiffness)."""
+        drive = self._drive(pos)
+        if self.k is not None:
+            h = self.scale(list(pos))
+            return [self.k * d / h[a] ** 2 for a, d in enumerate(drive)]
+        K, _ = self._coordinate_tensor(pos)
+        return [sum(K[a, b] * drive[b] for b in range(self.nd)) for a in range(self.nd)]
 
     def increment(
         self, pos: np.ndarray, noise: np.ndarray, tmp: np.ndarray, dt: float
     ) -> list[Any]:
         """Advance `pos` (nd, m) in place by one step; the per-axis noise variances."""
+        if self.k is None:
+            step = {"polar": self._tensor_disc, "sphere": self._tensor_sphere}
+            return step.get(self.kind, self._tensor_chart)(pos, noise, dt)
         if self.kind == "polar":
             return self._step_disc(pos, noise, dt)
         if self.kind == "sphere":
@@ -1251,6 +1400,124 @@ class _CurvedDynamics:
         pos[1] = _angle_into(np.arctan2(y, x), self.lo[1], self.hi[1])
         s2 = sig * sig * a * a
         return [s2 / a**2, s2 / (a * np.maximum(np.sin(pos[0]), 1e-300)) ** 2]
+
+    # -- any mobility: scalar or per-axis fields, full tensors --------------------------
+    def _tensor_chart(self, pos: np.ndarray, noise: np.ndarray, dt: float) -> list[Any]:
+        """Coordinates: drift K G + (T/√g) ∂_b(√g K^{ab}), noise √(2T) H⁻¹ σ̂ dW."""
+        shape = pos[0].shape
+        h = np.stack([np.broadcast_to(x, shape) for x in self.scale(list(pos))])
+        Kf = self._frame(list(pos))
+        K = Kf / (h[:, None] * h[None, :])
+        drive = self._drive(pos)
+        mu = self._chart_divergence(pos, K, np.prod(h, axis=0))
+        for a in range(self.nd):
+            for b in range(self.nd):
+                mu[a] += K[a, b] * drive[b]
+        kick = _symmetric_root(Kf, noise) * (np.sqrt(2.0 * self.T * dt) / h)
+        sig2 = [2.0 * self.T * dt * K[a, a] for a in range(self.nd)]
+        pos += dt * mu + kick
+        return sig2
+
+    def _cartesian_tensor(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """K_cart = R K̂ Rᵀ at Cartesian points of the disc, ``(2, 2, m)``."""
+        r = np.hypot(x, y)
+        phi = _angle_into(np.arctan2(y, x), self.lo[1], self.hi[1])
+        c, s = np.cos(phi), np.sin(phi)
+        R = np.array([[c, -s], [s, c]])
+        return np.einsum("aim,ijm,bjm->abm", R, self._frame([r, phi]), R)
+
+    def _tensor_disc(self, pos: np.ndarray, noise: np.ndarray, dt: float) -> list[Any]:
+        """The flat tensor step in the plane: drift K_cart G + T ∇·K_cart, noise σ_cart dW."""
+        r, phi = pos
+        Kf = self._frame([r, phi])
+        d = self._drive(pos)
+        g_hat = [d[0], d[1] / np.maximum(r, 1e-300)]  # frame components of F − ∇E
+        v = [Kf[a, 0] * g_hat[0] + Kf[a, 1] * g_hat[1] for a in range(2)]
+        c, s = np.cos(phi), np.sin(phi)
+        R = np.array([[c, -s], [s, c]])
+        w = _symmetric_root(np.einsum("aim,ijm,bjm->abm", R, Kf, R), noise)
+        w *= np.sqrt(2.0 * self.T * dt)
+        x = r * c + dt * (v[0] * c - v[1] * s) + w[0]
+        y = r * s + dt * (v[0] * s + v[1] * c) + w[1]
+        if self.divergence_term:
+            x0, y0, e = r * c, r * s, self.cart_step
+            div = (
+                self._cartesian_tensor(x0 + e, y0)[:, 0] - self._cartesian_tensor(x0 - e, y0)[:, 0]
+            ) / (2 * e)
+            div += (
+                self._cartesian_tensor(x0, y0 + e)[:, 1] - self._cartesian_tensor(x0, y0 - e)[:, 1]
+            ) / (2 * e)
+            x += dt * self.T * div[0]
+            y += dt * self.T * div[1]
+        pos[0] = np.hypot(x, y)
+        pos[1] = _angle_into(np.arctan2(y, x), self.lo[1], self.hi[1])
+        s2 = 2.0 * self.T * dt
+        return [s2 * Kf[0, 0], s2 * Kf[1, 1] / np.maximum(pos[0], 1e-300) ** 2]
+
+    def _embedded_apply(self, X: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """K̃ v, K̃ = E K̂ Eᵀ at X/|X| (the extension constant along rays), ``(3, m)``."""
+        rho = np.hypot(X[0], X[1])
+        r = np.hypot(rho, X[2])
+        th = np.arctan2(rho, X[2])
+        phi = _angle_into(np.arctan2(X[1], X[0]), self.lo[1], self.hi[1])
+        safe = np.where(rho > 0, rho, 1.0)
+        cp = np.where(rho > 0, X[0] / safe, np.cos(phi))
+        sp = np.where(rho > 0, X[1] / safe, np.sin(phi))
+        st, ct = rho / r, X[2] / r
+        e_t = (ct * cp, ct * sp, -st)
+        e_p = (-sp, cp)
+        a0 = e_t[0] * v[0] + e_t[1] * v[1] + e_t[2] * v[2]
+        a1 = e_p[0] * v[0] + e_p[1] * v[1]
+        K = self._frame([th, phi])
+        b0 = K[0, 0] * a0 + K[0, 1] * a1
+        b1 = K[1, 0] * a0 + K[1, 1] * a1
+        return np.array([e_t[0] * b0 + e_p[0] * b1, e_t[1] * b0 + e_p[1] * b1, e_t[2] * b0])
+
+    def sphere_divergence(self, th: np.ndarray, phi: np.ndarray) -> np.ndarray:
+        """Frame components (θ̂, φ̂) of the covariant divergence ∇_b K^{ab} on the sphere.
+
+        Per unit length on a sphere of radius ``radius``. Computed in R³
+        without the chart, so finite at the poles for a smooth tensor field:
+        ∇·K = P Σ_e (D_e K̃) e over the tangent frame e ∈ {ê_θ, ê_φ} (the
+        radial derivative of K̃ vanishes), by central differences.
+        """
+        E = _sphere_frame(th, phi)
+        n = np.array([np.sin(th) * np.cos(phi), np.sin(th) * np.sin(phi), np.cos(th)])
+        h = self.cart_step
+        div = np.zeros(n.shape)
+        for a in range(2):
+            e = E[:, a]
+            div += (self._embedded_apply(n + h * e, e) - self._embedded_apply(n - h * e, e)) / (
+                2 * h
+            )
+        return np.einsum("iam,im->am", E, div) / self.radius
+
+    def _tensor_sphere(self, pos: np.ndarray, noise: np.ndarray, dt: float) -> list[Any]:
+        """Tangent-plane step u = [K̂ Ĝ + T ∇·K] dt + √(2T) σ̂ dW in the frame, renormalised."""
+        th, phi = pos
+        a = self.radius
+        Kf = self._frame([th, phi])
+        d = self._drive(pos)
+        st, ct, sp, cp = np.sin(th), np.cos(th), np.sin(phi), np.cos(phi)
+        g_hat = [d[0] / a, d[1] / (a * np.maximum(st, 1e-300))]
+        v = np.array([Kf[b, 0] * g_hat[0] + Kf[b, 1] * g_hat[1] for b in range(2)])
+        if self.divergence_term:
+            v += self.T * self.sphere_divergence(th, phi)
+        u = (dt * v + _symmetric_root(Kf, noise) * np.sqrt(2.0 * self.T * dt)) / a  # unit sphere
+        x = st * cp + u[0] * ct * cp - u[1] * sp
+        y = st * sp + u[0] * ct * sp + u[1] * cp
+        z = ct - u[0] * st
+        pos[0] = np.arctan2(np.hypot(x, y), z)
+        pos[1] = _angle_into(np.arctan2(y, x), self.lo[1], self.hi[1])
+        s2 = 2.0 * self.T * dt / a**2
+        return [s2 * Kf[0, 0], s2 * Kf[1, 1] / np.maximum(np.sin(pos[0]), 1e-300) ** 2]
+
+
+def _sphere_frame(th: np.ndarray, phi: np.ndarray) -> np.ndarray:
+    """The unit vectors (ê_θ, ê_φ) in R³ as columns, shape ``(3, 2, m)``."""
+    st, ct, sp, cp = np.sin(th), np.cos(th), np.sin(phi), np.cos(phi)
+    zero = np.zeros(np.shape(th))
+    return np.array([[ct * cp, -sp], [ct * sp, cp], [-st, zero]])
 
 
 def _measure_positions(grid: Grid, idx: tuple, pos: np.ndarray, rng: np.random.Generator) -> None:
@@ -1316,8 +1583,8 @@ class _TensorDynamics:
     def __init__(self, model: Model, *, divergence_term: bool = True) -> None:
         grid = model.grid
         if grid.curved:
-            raise NotImplementedError(
-                "particles with a full tensor mobility on a curved grid are not supported yet"
+            raise ValueError(
+                "_TensorDynamics steps on flat grids; curved grids step with _CurvedDynamics"
             )
         self.nd, self.T = grid.ndim, model.temperature
         self._grad, self.gradient_source = _energy_gradient(model)
