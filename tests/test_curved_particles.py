@@ -121,7 +121,29 @@ def _curvilinear():
     return m, start.equilibrium()
 
 
-CASES = {"torus": _torus, "disc": _disc, "sphere": _sphere, "curvilinear": _curvilinear}
+def _torus_cells():
+    """The torus model with its tensor given as cell values (interpolated for the particles)."""
+    m, p0 = _torus()
+    K = np.array(_torus_mobility(*m.grid.mesh()))
+    return fp.FokkerPlanck(m.grid, energy=m.energy_function, mobility=K), p0
+
+
+def _sphere_per_axis():
+    """Constant per-axis values k_θ ≠ k_φ (a frame tensor that is not smooth at the poles)."""
+    m, p0 = _sphere()
+    return fp.FokkerPlanck(
+        m.grid, energy=lambda theta, phi: -np.cos(theta), mobility=(1.0, 2.0)
+    ), p0
+
+
+CASES = {
+    "torus": _torus,
+    "disc": _disc,
+    "sphere": _sphere,
+    "curvilinear": _curvilinear,
+    "torus, cell values": _torus_cells,
+    "sphere, per-axis constant": _sphere_per_axis,
+}
 
 
 # -- the drift terms against closed forms ----------------------------------------------
@@ -167,7 +189,7 @@ def test_sphere_divergence_is_the_covariant_one_and_finite_at_the_poles():
 
 
 # -- particles against the grid ---------------------------------------------------------
-@pytest.mark.parametrize("kind", ["torus", "disc", "sphere", "curvilinear"])
+@pytest.mark.parametrize("kind", list(CASES))
 def test_particles_agree_with_the_grid(kind):
     model, p0 = CASES[kind]()
     assert np.all(_p_values(model, p0) > ALPHA)
