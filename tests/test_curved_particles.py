@@ -195,6 +195,26 @@ def test_particles_agree_with_the_grid(kind):
     assert np.all(_p_values(model, p0) > ALPHA)
 
 
+def _disc_with_rotation(r, phi):
+    """`_disc_mobility` plus a(x) J, an antisymmetric part that varies in space."""
+    K = _disc_mobility(r, phi)
+    a = 0.8 * (1 + 0.4 * np.tanh(r * np.cos(phi)))
+    return [[K[0][0], K[0][1] + a], [K[1][0] - a, K[1][1]]]
+
+
+def test_antisymmetric_part_agrees_with_the_grid_on_the_disc():
+    """A transient of K = S + A through the centre, against the grid's K = S + A.
+
+    (Particles that ignore A score p ≈ 1e-32 here.)
+    """
+    m, p0 = _disc()
+    m = fp.FokkerPlanck(
+        m.grid, energy=m.energy_function, temperature=0.5, mobility=_disc_with_rotation
+    )
+    assert m.has_antisymmetric
+    assert np.all(_p_values(m, p0) > ALPHA)
+
+
 def test_antisymmetric_part_keeps_the_gibbs_state_on_the_sphere():
     """K = S + a(x) J: the Gibbs density of E stays put for any antisymmetric part.
 
