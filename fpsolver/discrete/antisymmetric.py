@@ -127,10 +127,11 @@ def face_coefficients(model: Model, log_q: np.ndarray, links) -> list[dict]:
         e = np.zeros(d, dtype=np.int64)
         e[a] = 1
         i, j = _at_src(idx, grid, e).ravel(), _at_dst(idx, grid, e).ravel()
-        r_i = _at_src(beta[a], grid, e).ravel()  # β / q_i
-        ratio = 1.0 / _at_src(up[a], grid, e).ravel()  # q_i / q_j
+        r_i = np.array(_at_src(beta[a], grid, e)).ravel()  # β / q_i, a new array
+        r_j = np.reciprocal(_at_src(up[a], grid, e))  # q_i / q_j, a new C-ordered array
+        r_j = np.multiply(r_i, r_j.ravel(), out=r_j.ravel())  # β / q_j
         c_i, c_j = _unit_conductances(grid, links, a, i)
-        out.append(_coefficients(i, j, r_i, r_i * ratio, c_i, c_j))
+        out.append(_coefficients(i, j, r_i, r_j, c_i, c_j))
     return out
 
 
@@ -154,13 +155,20 @@ def _beta_over_q(model: Model, up: list, down: list, log_q: np.ndarray) -> list[
             if not np.any(Aab != 0):
                 continue
             Aab = np.broadcast_to(Aab * _frame_weight(grid, a, b), grid.shape)
-            psi = _edge_psi(grid, Aab, up, a, b) * (0.25 * T)
+            psi = _edge_psi(grid, Aab, up, a, b)
+            psi *= 0.25 * T
             points = _degenerate_walls(grid, (a, b))
             for c, side in points:
                 if side == 1:  # the edges beyond the last cells: Ψ at the pole
                     psi[_slab(grid, c, -1)] = _pole_over_q(Aab, log_q, c, -1, T)
-            beta[a] += psi - _lower(psi, grid, b) * down[b]
-            beta[b] += _lower(psi, grid, a) * down[a] - psi
+            # beta[a] += psi − lower_b(psi)·down[b]; beta[b] += lower_a(psi)·down[a] − psi
+            low = _lower(psi, grid, b)
+            low *= down[b]
+            beta[a] += np.subtract(psi, low, out=low)
+            low = _lower(psi, grid, a)
+            low *= down[a]
+            low -= psi
+            beta[b] += low
             for c, side in points:
                 if side == 0:  # the edges before the first cells
                     pole = _pole_over_q(Aab, log_q, c, 0, T)
@@ -241,19 +249,25 @@ def _edge_psi(grid, Aab: np.ndarray, up: list, a: int, b: int) -> np.ndarray:
     notes); zero on the edges of a bounded wall (one of the four cells outside).
     """
     r_a, r_b = up[a], up[b]
-    r_ab = r_a * np.roll(r_b, -1, axis=a)  # q(c + e_a + e_b) / q(c)
+    r_ab = np.roll(r_b, -1, axis=a)
+    r_ab *= r_a  # q(c + e_a + e_b) / q(c)
     with np.errstate(divide="ignore"):
-        inverse = 1.0 + 1.0 / r_a + 1.0 / r_b + 1.0 / r_ab  # 4 q_c / H(q)
+        # 1 + 1/r_a + 1/r_b + 1/r_ab = 4 q_c / H(q), summed in that order, in place
+        inverse = np.reciprocal(r_a)
+        inverse += 1.0
+        tmp = np.reciprocal(r_b)
+        inverse += tmp
+        inverse += np.reciprocal(r_ab, out=tmp)
     first = Aab.flat[0]
     if np.all(Aab == first):
         mean = first
     else:
         A_a = np.roll(Aab, -1, axis=a)
         mean = 0.25 * (Aab + A_a + np.roll(Aab, -1, axis=b) + np.roll(A_a, -1, axis=b))
-    psi = (16.0 * mean) / inverse
+    psi = np.divide(16.0 * mean, inverse, out=inverse)
     for c in range(grid.ndim):
         if c not in (a, b):
-            psi = psi * grid._along(c, grid.widths[c])
+            psi *= grid._along(c, grid.widths[c])
     for c in (a, b):
         if not grid.periodic[c]:
             last = [slice(None)] * grid.ndim
@@ -280,16 +294,22 @@ def _coefficients(i, j, b_i, b_j, c_i, c_j) -> dict:
     exactly abs(β)/2 ± β/2 (max(c, abs(β)/2) ± β/2 with c ≤ abs(β)/2), the
     vanishing one exactly zero; ``out_i``, ``in_j`` are these minus c.
     """
-    half_i, half_j = 0.5 * b_i, 0.5 * b_j
-    hybrid = np.abs(half_i) >= c_i * (1.0 - 1e-12)
-    fwd, bwd = c_i + half_i, c_j - half_j
-    out_i, in_j = half_i, -half_j
+    # b_i, b_j are the caller's temporaries: scaled in place (few full-size arrays).
+    half_i = np.multiply(b_i, 0.5, out=b_i)
+    half_j = np.multiply(b_j, 0.5, out=b_j)
+    fwd, bwd = np.abs(half_i), np.multiply(c_i, 1.0 - 1e-12)
+    hybrid = fwd >= bwd
+    fwd = np.add(c_i, half_i, out=fwd)
+    bwd = np.subtract(c_j, half_j, out=bwd)
     h = np.flatnonzero(hybrid)
+    out_i = half_i
     if h.size:
         out_i = half_i.copy()
         fwd[h] = np.abs(half_i[h]) + half_i[h]
         bwd[h] = np.abs(half_j[h]) - half_j[h]
         out_i[h] = fwd[h] - c_i[h]
+    in_j = np.negative(half_j, out=half_j)
+    if h.size:
         in_j[h] = bwd[h] - c_j[h]
     return dict(i=i, j=j, out_i=out_i, in_j=in_j, hybrid=hybrid, fwd=fwd, bwd=bwd)
 

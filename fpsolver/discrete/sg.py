@@ -100,13 +100,19 @@ def bernoulli_pair(z: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
     True
     """
     z = np.asarray(z, dtype=float)
+    if z.ndim == 0:
+        f, b = bernoulli_pair(z.reshape(1))
+        return f.reshape(()), b.reshape(())
     a = np.abs(z)
     with np.errstate(over="ignore"):
-        em = np.expm1(a)
-    b = np.divide(a, em, out=np.ones_like(a), where=a > 0)
-    fwd = np.maximum(-z, 0.0)
+        b = np.expm1(a)
+    zero = a == 0
+    np.divide(a, b, out=b, where=~zero)  # B(|z|)
+    b[zero] = 1.0
+    fwd = np.negative(z)
+    np.maximum(fwd, 0.0, out=fwd)
     fwd += b
-    bwd = np.maximum(z, 0.0)
+    bwd = np.maximum(z, 0.0, out=a)  # a is not needed any more
     bwd += b
     return fwd, bwd
 
@@ -117,7 +123,11 @@ def link_rates(ln) -> tuple[np.ndarray, np.ndarray]:
     The flux src → dst is F = fwd·p_src − bwd·p_dst.
     """
     fwd, bwd = bernoulli_pair(ln.delta)
-    fwd, bwd = fwd * ln.weight, bwd * ln.weight
+    if np.broadcast_shapes(np.shape(ln.weight), fwd.shape) == fwd.shape:
+        fwd *= ln.weight
+        bwd *= ln.weight
+    else:
+        fwd, bwd = fwd * ln.weight, bwd * ln.weight
     shape = np.shape(ln.src)
     return np.broadcast_to(fwd, shape), np.broadcast_to(bwd, shape)
 
