@@ -36,3 +36,19 @@ def kl_divergence(volumes, p, q) -> float:
     """Σ V p ln(p/q), computed directly (independent of the package's functionals)."""
     p = np.asarray(p, dtype=float)
     return float(np.sum(volumes * p * np.log(p / np.asarray(q, dtype=float))))
+
+
+def dragged_trap(n=160, L=8.0, k=2.0, v=1.0):
+    """A harmonic trap of stiffness k dragged at speed v (stays Gaussian; exact moments)."""
+    import fpsolver as fp
+
+    g = fp.Grid(x=(-L, L, n))
+    return fp.FokkerPlanck(g, energy=lambda x, t: 0.5 * k * (x - v * t) ** 2)
+
+
+def stiffening_trap(n=160, L=8.0):
+    """A harmonic trap whose stiffness 1 + 2t triples over t ∈ [0, 1], at T = 0.7."""
+    import fpsolver as fp
+
+    g = fp.Grid(x=(-L, L, n))
+    return fp.FokkerPlanck(g, energy=lambda x, t: 0.5 * (1.0 + 2.0 * t) * x**2, temperature=0.7)

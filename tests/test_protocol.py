@@ -6,6 +6,7 @@ import copy
 
 import numpy as np
 import pytest
+from helpers import dragged_trap, stiffening_trap
 from scipy.integrate import solve_ivp
 
 import fpsolver as fp
@@ -16,14 +17,7 @@ from fpsolver.integrate.protocol import PROTOCOL_METHODS
 FIXED = ["backward_euler", "crank_nicolson", "bdf2", "tr_bdf2"]
 
 
-def dragged(n=160, L=8.0, k=2.0, v=1.0):
-    g = fp.Grid(x=(-L, L, n))
-    return fp.FokkerPlanck(g, energy=lambda x, t: 0.5 * k * (x - v * t) ** 2)
-
-
-def stiffening(n=160, L=8.0):
-    g = fp.Grid(x=(-L, L, n))
-    return fp.FokkerPlanck(g, energy=lambda x, t: 0.5 * (1.0 + 2.0 * t) * x**2, temperature=0.7)
+dragged, stiffening = dragged_trap, stiffening_trap
 
 
 # -- model and dispatch ---------------------------------------------------------

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from helpers import dragged_trap, stiffening_trap
 
 import fpsolver as fp
 from fpsolver.discrete.protocol import TimeDependentGenerator
@@ -15,14 +16,7 @@ from fpsolver.integrate.protocol import ROS2Protocol, make_protocol_stepper
 DTS = [0.00625, 0.003125, 0.0015625]
 
 
-def dragged(n=160, L=8.0, k=2.0, v=1.0):
-    g = fp.Grid(x=(-L, L, n))
-    return fp.FokkerPlanck(g, energy=lambda x, t: 0.5 * k * (x - v * t) ** 2)
-
-
-def stiffening(n=160, L=8.0):
-    g = fp.Grid(x=(-L, L, n))
-    return fp.FokkerPlanck(g, energy=lambda x, t: 0.5 * (1.0 + 2.0 * t) * x**2, temperature=0.7)
+dragged, stiffening = dragged_trap, stiffening_trap
 
 
 def _order(ends, V):
