@@ -86,7 +86,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .selling import _at_dst, _at_src, per_area
+from .selling import _at_dst, _at_src, _index_dtype, per_area
 
 if TYPE_CHECKING:
     from ..core.model import Model
@@ -121,16 +121,15 @@ def face_coefficients(model: Model, log_q: np.ndarray, links) -> list[dict]:
     up = [np.exp(np.roll(log_q, -1, axis=c) - log_q) for c in range(d)]
     down = [np.exp(np.roll(log_q, 1, axis=c) - log_q) for c in range(d)]
     beta = _beta_over_q(model, up, down, log_q)
-    idx = np.arange(grid.size).reshape(grid.shape)
+    idx = np.arange(grid.size, dtype=_index_dtype(grid.size)).reshape(grid.shape)
     out = []
     for a in range(d):
         e = np.zeros(d, dtype=np.int64)
         e[a] = 1
-        i, j = _at_src(idx, grid, e).ravel(), _at_dst(idx, grid, e).ravel()
+        i, j, c_i, c_j = _face_links(grid, links, a, idx, e)
         r_i = np.array(_at_src(beta[a], grid, e)).ravel()  # β / q_i, a new array
         r_j = np.reciprocal(_at_src(up[a], grid, e))  # q_i / q_j, a new C-ordered array
         r_j = np.multiply(r_i, r_j.ravel(), out=r_j.ravel())  # β / q_j
-        c_i, c_j = _unit_conductances(grid, links, a, i)
         out.append(_coefficients(i, j, r_i, r_j, c_i, c_j))
     return out
 
@@ -294,23 +293,21 @@ def _coefficients(i, j, b_i, b_j, c_i, c_j) -> dict:
     exactly abs(β)/2 ± β/2 (max(c, abs(β)/2) ± β/2 with c ≤ abs(β)/2), the
     vanishing one exactly zero; ``out_i``, ``in_j`` are these minus c.
     """
-    # b_i, b_j are the caller's temporaries: scaled in place (few full-size arrays).
+    # b_i, b_j are the caller's temporaries: scaled in place (few full-size arrays);
+    # hybrid faces get their values by masked copies (often all or half of an axis).
     half_i = np.multiply(b_i, 0.5, out=b_i)
     half_j = np.multiply(b_j, 0.5, out=b_j)
-    fwd, bwd = np.abs(half_i), np.multiply(c_i, 1.0 - 1e-12)
-    hybrid = fwd >= bwd
+    upwind, fwd = np.abs(half_i), np.multiply(c_i, 1.0 - 1e-12)
+    hybrid = upwind >= fwd
     fwd = np.add(c_i, half_i, out=fwd)
-    bwd = np.subtract(c_j, half_j, out=bwd)
-    h = np.flatnonzero(hybrid)
-    out_i = half_i
-    if h.size:
-        out_i = half_i.copy()
-        fwd[h] = np.abs(half_i[h]) + half_i[h]
-        bwd[h] = np.abs(half_j[h]) - half_j[h]
-        out_i[h] = fwd[h] - c_i[h]
-    in_j = np.negative(half_j, out=half_j)
-    if h.size:
-        in_j[h] = bwd[h] - c_j[h]
+    bwd = np.subtract(c_j, half_j)
+    out_i, in_j = half_i, np.negative(half_j)
+    if hybrid.any():
+        np.copyto(fwd, np.add(upwind, half_i, out=upwind), where=hybrid)  # abs(β)/2 + β/2
+        upwind = np.abs(half_j)
+        np.copyto(bwd, np.subtract(upwind, half_j, out=upwind), where=hybrid)  # abs(β)/2 − β/2
+        out_i = np.where(hybrid, np.subtract(fwd, c_i, out=upwind), half_i)
+        in_j = np.where(hybrid, np.subtract(bwd, c_j, out=half_j), in_j)
     return dict(i=i, j=j, out_i=out_i, in_j=in_j, hybrid=hybrid, fwd=fwd, bwd=bwd)
 
 
@@ -322,23 +319,27 @@ def _unit_offset_axis(ln) -> int | None:
     return None
 
 
-def _unit_conductances(grid, links, a: int, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """c/q_i = w B(δ) and c/q_j = w B(−δ) on the faces i → i + e_a.
+def _face_links(grid, links, a: int, idx: np.ndarray, e: np.ndarray) -> tuple:
+    """The faces i → i + e_a (flat ``i``, ``j``) and c/q_i = w B(δ), c/q_j = w B(−δ) on them.
 
-    Exactly the rates the symmetric part puts into L (``ln.rates`` of its
-    links along e_a; at most one such link per cell), zero on faces where
-    the symmetric part has no link.
+    The conductances are exactly the rates the symmetric part puts into L
+    (``ln.rates`` of its links along e_a; at most one such link per cell),
+    zero on faces where the symmetric part has none. When it has a link on
+    every face, in the same order, its index arrays are shared.
     """
+    box = _at_src(idx, grid, e)
     for ln in links:  # Selling links (a model with A is a tensor model)
         if _unit_offset_axis(ln) != a:
             continue
         fwd, back = (np.ravel(r) for r in ln.rates)
-        if np.array_equal(ln.src, i):  # a link on every face, in the same order
-            return fwd, back
+        if ln.src.size == box.size and np.array_equal(ln.src.reshape(box.shape), box):
+            return ln.src, ln.dst, fwd, back
+        i, j = box.ravel(), _at_dst(idx, grid, e).ravel()
         dense_f, dense_b = np.zeros(grid.size), np.zeros(grid.size)
         dense_f[ln.src], dense_b[ln.src] = fwd, back
-        return dense_f[i], dense_b[i]
-    return np.zeros(i.size), np.zeros(i.size)
+        return i, j, dense_f[i], dense_b[i]
+    i, j = box.ravel(), _at_dst(idx, grid, e).ravel()
+    return i, j, np.zeros(i.size), np.zeros(i.size)
 
 
 def merged_rates(links, faces: list[dict]) -> list[tuple]:

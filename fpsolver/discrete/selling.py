@@ -298,7 +298,7 @@ def tensor_links(model: Model) -> tuple[OffsetLinks, ...]:
     grid = model.grid
     table, dense = _offset_weights(model)
     tv = model.temperature * grid.volumes
-    idx = np.arange(grid.size).reshape(grid.shape)
+    idx = np.arange(grid.size, dtype=_index_dtype(grid.size)).reshape(grid.shape)
     out = []
     for k, e in enumerate(table):
         e = np.asarray(e)
@@ -314,6 +314,11 @@ def tensor_links(model: Model) -> tuple[OffsetLinks, ...]:
             continue
         out.append(_link_data(model, e, idx, weight, keep))
     return tuple(out)
+
+
+def _index_dtype(n: int) -> type:
+    """int32 for the flat cell indices of a grid that small (half the memory), else int64."""
+    return np.int32 if n < np.iinfo(np.int32).max else np.int64
 
 
 def _src_slices(grid, e: np.ndarray) -> tuple[slice, ...]:

@@ -389,10 +389,9 @@ def _slot_csr(vol: np.ndarray, diag: np.ndarray, slots) -> sp.csr_array | None:
     by their typical column offset, so that every row whose entries all
     have their slot's offset (a structured stencil) is already sorted;
     the other rows (links across a periodic wrap) are sorted on their own.
-    Absent entries are NaN in the value table. Values are the rates over
-    the row's volume. Returns None when a slot repeats a row, a row
-    repeats a column, or a value is NaN (the caller then sums COO
-    duplicates, which keeps NaN visible).
+    Absent entries have column −1. Values are the rates over the row's
+    volume. Returns None when a slot repeats a row or a row repeats a
+    column (the caller then sums COO duplicates).
     """
     n = vol.size
     steps = [0] + [_typical_step(r, c) for r, c, _ in slots]
@@ -402,9 +401,9 @@ def _slot_csr(vol: np.ndarray, diag: np.ndarray, slots) -> sp.csr_array | None:
     m = len(steps)
     total = n + sum(r.size for r, _, _ in slots)
     index = np.int32 if total < np.iinfo(np.int32).max else np.int64  # as scipy would pick
-    C = np.empty((m, n), dtype=index)
-    V = np.full((m, n), np.nan)
-    bad = np.zeros(n, dtype=bool)
+    C = np.full((m, n), -1, dtype=index)
+    V = np.zeros((m, n))
+    bad = None
     for pos, k in enumerate(order):
         if k == 0:
             C[pos], V[pos] = np.arange(n), diag
@@ -412,11 +411,14 @@ def _slot_csr(vol: np.ndarray, diag: np.ndarray, slots) -> sp.csr_array | None:
         rows, cols, vals = slots[k - 1]
         C[pos, rows] = cols
         V[pos, rows] = vals
-        bad[rows[cols - rows != steps[k]]] = True
-    M = ~np.isnan(V)
+        off = cols - rows
+        if off.size and not off.min() == off.max() == steps[k]:  # links across a wrap
+            bad = np.zeros(n, dtype=bool) if bad is None else bad
+            bad[rows[off != steps[k]]] = True
+    M = C >= 0
     if np.count_nonzero(M) != total:
         return None
-    if bad.any() and not _sort_rows(C, V, M, np.flatnonzero(bad)):
+    if bad is not None and not _sort_rows(C, V, M, np.flatnonzero(bad)):
         return None
     V /= vol
     indptr = np.zeros(n + 1, dtype=index)
