@@ -7,10 +7,12 @@ Usage::
 Simulates the 2-D double well (analytic gradient, the particle backend's
 fast path) with :func:`fpsolver.simulate_particles` in this process and with
 ``client=`` a LocalCluster of 1, 2 and 4 worker processes (one thread each;
-also one per core when the machine has more than four). All the clusters
-are started first and the runs interleaved, round after round, so every
-configuration sees the same load; the table reports medians over the
-rounds, after one warm-up run each that ships the model to the workers.
+also one per core when the machine has more than four). The runs are
+interleaved, round after round, so every configuration sees the same load;
+each cluster is started for its own measurement and closed after it (an
+idle cluster's scheduler, nannies and workers would take CPU from the one
+being measured), and a short untimed run on it first ships the model to
+the workers. The table reports medians over the rounds.
 
 Reported per configuration: particle-steps per second, the speed-up over
 one worker, the efficiency against linear scaling up to the core count
@@ -71,42 +73,51 @@ def timed(run, cpu) -> tuple[float, float, object]:
 
 
 def measure(configs: dict, rounds: int, check) -> dict[str, list[tuple[float, float]]]:
-    """(wall, cpu) of every configuration per round, interleaved (the order rotates)."""
+    """(wall, cpu) of every configuration per round, interleaved (the order rotates).
+
+    ``configs`` maps a name to a factory of a context manager that yields
+    ``(run, cpu, warm_up)``: a cluster is started for its own measurement
+    and closed after it, so idle clusters never compete for the cores; a
+    short warm-up run on it (imports on the workers, the model shipped) is
+    not timed.
+    """
     names = list(configs)
-    for name in names:  # warm-up: imports on the workers, the model shipped
-        check(name, configs[name][0]())
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
     for r in range(rounds):
         for name in names[r % len(names) :] + names[: r % len(names)]:
-            run, cpu = configs[name]
-            wall, used, result = timed(run, cpu)
+            with configs[name]() as (run, cpu, warm_up):
+                warm_up()
+                wall, used, result = timed(run, cpu)
             check(name, result)
             times[name].append((wall, used))
             print(f"round {r + 1}: {name:32s} {wall:6.2f} s", flush=True)
     return times
 
 
-def start_clusters(stack: contextlib.ExitStack, counts: list[int], run) -> dict:
-    """{name: (run on that cluster, its workers' CPU seconds)}, one LocalCluster per count."""
+@contextlib.contextmanager
+def cluster(workers: int, run):
+    """A LocalCluster of `workers` processes, one thread each.
+
+    Yields ``(run on it, its workers' CPU seconds, a short warm-up run)``;
+    ``run(client, short)`` runs the benchmark (or a short one).
+    """
     from distributed import Client, LocalCluster
 
-    configs = {}
-    for w in counts:
-        cluster = stack.enter_context(
-            LocalCluster(
-                n_workers=w,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=":0",
-                silence_logs=logging.ERROR,
-            )
+    with (
+        LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            silence_logs=logging.CRITICAL,
+        ) as local,
+        Client(local) as client,
+    ):
+        yield (
+            (lambda: run(client, False)),
+            (lambda: workers_cpu(client)),
+            (lambda: run(client, True)),
         )
-        client = stack.enter_context(Client(cluster))
-        configs[f"{w} worker process{'es' if w > 1 else ''}"] = (
-            lambda c=client: run(c),
-            lambda c=client: workers_cpu(c),
-        )
-    return configs
 
 
 def table(rows: list[tuple], *, header: list[str], cores: int) -> list[str]:
@@ -128,6 +139,22 @@ def table(rows: list[tuple], *, header: list[str], cores: int) -> list[str]:
             f"{rate / (ideal * one):.0%} | {share:.0%} | {per_cpu:.3g} |"
         )
     return header + lines
+
+
+def verdict(rows: list[tuple], cores: int) -> str:
+    """The issue's goal: ≥ 80 % of linear scaling for every worker count up to the cores."""
+    one = next(row[2] for row in rows if row[1] == 1)
+    within = [
+        (w, rate / (w * one)) for _, w, rate, _, _ in rows if w is not None and 1 < w <= cores
+    ]
+    if not within:
+        return (
+            f"Goal ≥ 80 % of linear up to {cores} cores: no worker count in (1, {cores}] measured."
+        )
+    worst = min(eff for _, eff in within)
+    shown = ", ".join(f"{w} workers {eff:.0%}" for w, eff in within)
+    state = "met" if worst >= 0.8 else "NOT met"
+    return f"Goal ≥ 80 % of linear up to the {cores} cores: {state} ({shown})."
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,14 +179,22 @@ def main(argv: list[str] | None = None) -> int:
     def check(name, result):
         assert result.identical(serial), f"{name}: the result differs from the serial one"
 
-    with contextlib.ExitStack() as stack:  # closed last opened first
-        configs = {
-            "in this process": (lambda: fp.simulate_particles(m, p0, **kw), time.process_time)
-        }
-        configs.update(
-            start_clusters(stack, counts, lambda c: fp.simulate_particles(m, p0, client=c, **kw))
+    def on_client(client, short: bool):
+        extra = dict(n=2 * BLOCK_SIZE, t_end=10 * dt, save_every=10 * dt) if short else {}
+        return fp.simulate_particles(m, p0, client=client, **{**kw, **extra})
+
+    def here(short: bool = False):
+        extra = dict(n=2 * BLOCK_SIZE, t_end=10 * dt, save_every=10 * dt) if short else {}
+        return fp.simulate_particles(m, p0, **{**kw, **extra})
+
+    configs = {
+        "in this process": lambda: contextlib.nullcontext(
+            (here, time.process_time, lambda: here(True))
         )
-        times = measure(configs, rounds, check)
+    }
+    for w in counts:
+        configs[f"{w} worker process{'es' if w > 1 else ''}"] = lambda w=w: cluster(w, on_client)
+    times = measure(configs, rounds, check)
     load_end = os.getloadavg()[0]
 
     rows = []
@@ -173,24 +208,25 @@ def main(argv: list[str] | None = None) -> int:
     header = [
         f"# Particle ensembles on Dask workers{' (quick)' if args.quick else ''}",
         "",
-        f"**The {cores} cores were shared with other processes** (load average {load:.1f} "
-        f"at the start, {load_end:.1f} at the end): the workers competed for them, so the "
-        "efficiency is a lower bound of what idle cores give; the CPU share column says how "
-        "much of a core each simulating process got, and the throughput per CPU-second "
-        "is free of that contention (its drop from this process to the workers is the cost "
-        "of Dask).",
+        f"Load average of the machine: {load:.1f} before the runs, {load_end:.1f} at the "
+        "end (the runs' own processes included). Other processes on the machine compete "
+        "with the workers, so the efficiency is a lower bound of what idle cores give; the "
+        "CPU share column says how much of a core each simulating process got, and the "
+        "throughput per CPU-second is free of that contention (its drop from this process "
+        "to the workers is the cost of Dask).",
         "",
         f"2-D double well (128² cells, analytic gradient), {blocks} blocks of {BLOCK_SIZE} "
         f"particles × {steps} steps ({work:.3g} particle-steps), saved 4 times; "
         f"`fp.simulate_particles(..., client=)` on LocalClusters of worker processes, one "
-        f"thread each, all started first and run side by side, interleaved over {rounds} "
-        f"round{'s' if rounds > 1 else ''} after a warm-up run each; medians. "
+        f"thread each, each started for its own measurement and closed after it (idle "
+        f"clusters would compete for the cores), interleaved over {rounds} "
+        f"round{'s' if rounds > 1 else ''}, a short untimed warm-up run on each; medians. "
         f"{platform.machine()}, Python {platform.python_version()}. Efficiency: the rate "
         "over min(workers, cores) times the rate of one worker. Every distributed result "
         "equals the serial one bit for bit.",
         "",
     ]
-    lines = table(rows, header=header, cores=cores)
+    lines = table(rows, header=header, cores=cores) + ["", verdict(rows, cores)]
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
