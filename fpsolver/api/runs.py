@@ -211,6 +211,7 @@ def solve(
         else:
             method = "adaptive" if dt is None else "bdf2"
     stepper = make_stepper(method, op, **options)
+    asked = save_every is not None or save_at is not None  # before the default below
     if save_every is None and save_at is None and not stepper.adaptive:
         save_every = stepper.dt
     if save_every is not None:
@@ -218,6 +219,8 @@ def solve(
     if t_final is not None:
         stepper.plan(t_final)
     schedule = SaveSchedule(t_stop, every=save_every, at=save_at, every_step=stepper.adaptive)
+    if asked and t_final is not None:
+        stepper.watch(_save_times(schedule, t_final))
     _check_max_steps(stepper, t_final, max_steps)
     _warn_if_slow(stepper, t_final, method)
     p = density_array(op.grid, p0, "p0").ravel()
@@ -352,6 +355,16 @@ def _check_t_end(t_end: Any) -> bool:
             raise ValueError(f"`t_end` must be a positive time or 'equilibrium', got {t_end!r}")
         return True
     return False
+
+
+def _save_times(schedule: SaveSchedule, t_final: float, limit: int = 100_000) -> list[float]:
+    """The save times before `t_final` (at most `limit` of them: the control looks at a few)."""
+    times = []
+    for t in schedule.targets():
+        if not t < t_final * (1 - 1e-12) or len(times) >= limit:
+            break
+        times.append(t)
+    return times
 
 
 def _check_max_steps(stepper: Stepper, t_final: float | None, max_steps: int) -> None:

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -188,6 +189,9 @@ class Stepper:
 
     def plan(self, span: float) -> None:
         """Tell the stepper the length of the run ahead (adaptive methods may use it)."""
+
+    def watch(self, times: Sequence[float]) -> None:
+        """Times the caller saves the state at (adaptive methods may hold their error there)."""
 
     def products_estimate(self, span: float) -> float | None:
         """Products L·p needed to cover `span`, where the method's cost is dominated by them.
@@ -483,12 +487,19 @@ class AdaptiveTRBDF2(TRBDF2):
        the time error is kept below 0.7 of what the grid itself misses (its
        representation error, or the truncation error a drifting density
        accumulates, whichever is larger);
-    3. if G₀ ≤ G* the trial run is the result (its states are replayed: one
-       factorisation for the whole run);
+    3. the same estimate and target are formed at every save time the
+       caller asked for (``save_every``/``save_at``, :meth:`watch`), from the
+       trial state there: early in a fast transient the time error is not
+       yet damped, and a frame asked for is held to the grid's error as the
+       last one is (the frames of the default output, one per step, are
+       not watched);
+    4. if G₀ ≤ G* (and every watched ratio ≤ 1) the trial run is the result
+       (its states are replayed: one factorisation for the whole run);
        otherwise the run uses the rung h = h₀ 2^−j, with j the smallest
-       integer such that G₀ 4^−j ≤ G* (the global error of a second-order
-       method goes as h²), at one factorisation;
-    4. the estimate for the run actually taken is recomputed at its end and
+       integer such that the largest ratio G/G* times 4^−j is ≤ 1 (the
+       global error of a second-order method goes as h²), at one
+       factorisation;
+    5. the estimate for the run actually taken is recomputed at its end and
        reported (:attr:`time_error_estimate`).
 
     The local error ℓ_h is estimated by the trapezoidal residual filtered
@@ -548,6 +559,7 @@ class AdaptiveTRBDF2(TRBDF2):
         self._cubes = 0.0
         self._replay: deque[tuple[float, float, np.ndarray]] = deque()
         self._replay_start: float | None = None
+        self._watch: tuple[float, ...] = ()
         self.time_error_target: float | None = None
         self.time_error_estimate: float | None = None
         self.spatial_error: float | None = None
@@ -573,6 +585,10 @@ class AdaptiveTRBDF2(TRBDF2):
         self._span = float(span)
         if not self._aligned:
             self.align(self._span)
+
+    def watch(self, times: Sequence[float]) -> None:
+        """Save times the caller asked for: global control holds its target there too."""
+        self._watch = tuple(sorted(float(t) for t in times))
 
     def _first_level(self, p: np.ndarray) -> int:
         """The rung below 1 % of the time over which the density changes (0 without a guess)."""
@@ -674,7 +690,8 @@ class AdaptiveTRBDF2(TRBDF2):
         )
         target = self.atol + TIME_ERROR_FRACTION * self.spatial_error
         self.time_error_target = target
-        if g0 <= target:
+        ratio = max(g0 / target, self._watched_ratio(t, p, states, k0))
+        if ratio <= 1.0:
             self.level, self._replay = k0, deque(states)
             self._cubes, self.time_error_estimate = cubes, g0
             self.steps -= len(states)  # replayed, counted once below
@@ -682,8 +699,31 @@ class AdaptiveTRBDF2(TRBDF2):
         self.rejected_steps += len(states)
         if self.linear is not None:
             self.linear.release()  # the trial's factors: not needed again
-        j = max(1, math.ceil(0.5 * math.log2(max(g0, target) / target)))
+        j = max(1, math.ceil(0.5 * math.log2(max(ratio, 1.0))))
         self.level = k0 - j
+
+    def _watched_ratio(self, t0: float, p0: np.ndarray, states: list, k0: int) -> float:
+        """max G_k / G*_k over the watched times inside the trial run (0 without any).
+
+        The state of the first trial step ending at or after a watched time
+        stands for it; G_k and G*_k are the estimate and target of the class
+        notes for the run from t0 to that step's end (steps after the first:
+        the first one is damped, its error is not that of a TR-BDF2 step).
+        """
+        ends = [tb for _, tb, _ in states]
+        picked = sorted({
+            next(m for m, tb in enumerate(ends) if tb >= tw * (1 - LAND))
+            for tw in self._watch
+            if t0 < tw < ends[-1] * (1 - LAND)
+        } - {0, len(states) - 1})  # fmt: skip
+        h, worst, V = math.ldexp(self.dt, k0), 0.0, self.volumes.reshape(self.shape)
+        for m in picked:
+            cubes = sum((tb - ta) ** 3 for ta, tb, _ in states[: m + 1])
+            g = self.local_error(states[m - 1][2], h) * cubes / h**3
+            pm = states[m][2]
+            spatial = spatial_error_estimate(pm, V, rate=self.L @ pm, span=ends[m] - t0)
+            worst = max(worst, g / (self.atol + TIME_ERROR_FRACTION * spatial))
+        return worst
 
     def _global_step(self, t: float, p: np.ndarray, t_stop: float) -> tuple[float, np.ndarray]:
         h = math.ldexp(self.dt, self.level)
