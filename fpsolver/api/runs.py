@@ -211,16 +211,7 @@ def solve(
         else:
             method = "adaptive" if dt is None else "bdf2"
     stepper = make_stepper(method, op, **options)
-    asked = save_every is not None or save_at is not None  # before the default below
-    if save_every is None and save_at is None and not stepper.adaptive:
-        save_every = stepper.dt
-    if save_every is not None:
-        stepper.align(positive(save_every, "save_every"))
-    if t_final is not None:
-        stepper.plan(t_final)
-    schedule = SaveSchedule(t_stop, every=save_every, at=save_at, every_step=stepper.adaptive)
-    if asked and t_final is not None:
-        stepper.watch(_save_times(schedule, t_final))
+    schedule = _schedule(stepper, save_every, save_at, t_stop, t_final)
     _check_max_steps(stepper, t_final, max_steps)
     _warn_if_slow(stepper, t_final, method)
     p = density_array(op.grid, p0, "p0").ravel()
@@ -355,6 +346,25 @@ def _check_t_end(t_end: Any) -> bool:
             raise ValueError(f"`t_end` must be a positive time or 'equilibrium', got {t_end!r}")
         return True
     return False
+
+
+def _schedule(stepper, save_every, save_at, t_stop, t_final) -> SaveSchedule:
+    """The save schedule, told to the stepper (ladder alignment, run length, watched times).
+
+    Without `save_every`/`save_at` a fixed-step run saves every step; an
+    adaptive one too, and only the times asked for are watched.
+    """
+    asked = save_every is not None or save_at is not None
+    if not asked and not stepper.adaptive:
+        save_every = stepper.dt
+    if save_every is not None:
+        stepper.align(positive(save_every, "save_every"))
+    if t_final is not None:
+        stepper.plan(t_final)
+    schedule = SaveSchedule(t_stop, every=save_every, at=save_at, every_step=stepper.adaptive)
+    if asked and t_final is not None:
+        stepper.watch(_save_times(schedule, t_final))
+    return schedule
 
 
 def _save_times(schedule: SaveSchedule, t_final: float, limit: int = 100_000) -> list[float]:
