@@ -867,37 +867,15 @@ def simulate_particles(
     >>> bool(abs(float(parts["mean"][-1, 0]) - 2.0 * 0.6065) < 0.05)
     True
     """
-    if not isinstance(model, Model):
-        raise TypeError(f"`model` must be an fpsolver.FokkerPlanck, got {type(model).__name__}")
-    dt = positive(dt, "dt")
-    if not (isinstance(t_end, (int, float, np.floating)) and np.isfinite(t_end) and t_end >= 0):
-        raise ValueError(f"`t_end` must be a non-negative finite number, got {t_end!r}")
-    t_end = float(t_end)
-    steps, ends, save_after, times = _plan_steps(t_end, dt, save_every, save_at)
-    n, init_cdf, init_positions = _initial_state(model.grid, p0, n)
-    _warn_if_stiff(model, dt, _start_density(model.grid, init_cdf, init_positions))
+    run = ParticleBlocks(
+        model, p0, n, t_end=t_end, dt=dt, save_every=save_every, save_at=save_at, seed=seed
+    )
     workers = _count(workers, "workers")
     batch_size = _count(batch_size, "batch_size")
-
-    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-    n_blocks = -(-n // BLOCK_SIZE)
-    children = ss.spawn(n_blocks)
-    plan = _Plan(
-        model,
-        _dynamics_for(model),
-        _Walls.of(model),
-        steps,
-        ends,
-        save_after,
-        n,
-        init_cdf,
-        init_positions,
-    )
-    counts, results = _run_blocks(
-        plan, children, _batches(n_blocks, batch_size, workers), workers, progress
-    )
-    attrs = _result_attrs(model, n, dt, t_end, ss, plan.dyn.gradient_source)
-    return _particle_dataset(model, times, counts, results, attrs)
+    children = [run.child(b) for b in range(run.n_blocks)]
+    batches = _batches(run.n_blocks, batch_size, workers)
+    counts, results = _run_blocks(run.plan(), children, batches, workers, progress)
+    return _particle_dataset(model, run.times, counts, results, run.attrs)
 
 
 def _result_attrs(
@@ -1085,16 +1063,20 @@ class ParticleBlocks:
             )  # fmt: skip
         return self._plan
 
+    def child(self, b: int) -> np.random.SeedSequence:
+        """The seed of block `b`: the child ``SeedSequence.spawn`` of the run's seed made."""
+        entropy, key, pool, offset = self._seed
+        return np.random.SeedSequence(entropy, spawn_key=(*key, offset + b), pool_size=pool)
+
     def run(self, first: int, stop: int) -> BlockSums:
         """Simulate blocks ``first … stop − 1``; their histogram counts and sums."""
         if not (0 <= first <= stop <= self.n_blocks):
             raise ValueError(f"blocks {first}..{stop} outside 0..{self.n_blocks} of this run")
-        plan, (entropy, key, pool, offset) = self.plan(), self._seed
+        plan = self.plan()
         counts = np.zeros((self.save_after.size, self.model.grid.size), dtype=np.int64)
         blocks = {}
         for b in range(first, stop):
-            child = np.random.SeedSequence(entropy, spawn_key=(*key, offset + b), pool_size=pool)
-            r = _run_block(plan, b, child)  # the child SeedSequence.spawn would make
+            r = _run_block(plan, b, self.child(b))
             for s, cells in enumerate(r.cells):
                 counts[s] += np.bincount(cells, minlength=counts.shape[1])
             r.cells = []
