@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .sg import link_rates
+from .sg import _per_area, link_rates
 
 if TYPE_CHECKING:
     from ..core.model import Model
@@ -459,8 +459,7 @@ def per_area(grid, a: int, flux: np.ndarray) -> np.ndarray:
 
     Zero on faces of zero area (a pole, the centre of a disc), which carry no flux.
     """
-    area = np.broadcast_to(grid.flux_areas(a), flux.shape)
-    return np.divide(flux, area, out=np.zeros(flux.shape), where=area > 0)
+    return _per_area(flux, grid.flux_areas(a))
 
 
 def _walk(grid, out, cur: np.ndarray, steps: np.ndarray, a: int, F: np.ndarray) -> None:
