@@ -533,6 +533,7 @@ class LinearSolver:
         scale = V @ abs(self.L)
         u[np.abs(u) <= 1e-12 * scale] = 0.0  # exact zeros away from absorbing walls
         self.volumes, self._outflow = V, u
+        self._absorbing = bool(np.any(u))
         self._w = None
 
     # -- solves ----------------------------------------------------------------
@@ -656,8 +657,9 @@ class LinearSolver:
 
     def _conserve(self, c: float, b: np.ndarray, x: np.ndarray) -> np.ndarray:
         V = self.volumes
-        target = float(V @ b)
-        have = float((V - c * self._outflow) @ x)
+        target, have = float(V @ b), float(V @ x)
+        if self._absorbing:
+            have -= c * float(self._outflow @ x)
         if have != 0.0 and abs(target) > 1e-3 * float(V @ np.abs(b)):
             x *= target / have
         return x
