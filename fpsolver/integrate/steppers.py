@@ -373,6 +373,11 @@ PILOT_STEPS = 8
 #: (the level from which the diagnostics warn).
 NEGATIVE_TOL = 1e-8
 
+#: Global control, refining without watched save times: the step is chosen
+#: for an estimated time error of this fraction of the target (the h² law
+#: and the estimate hold to about 10 %, ``benchmarks/adaptive.md``).
+REFINE_MARGIN = 0.8
+
 #: A damped first step that still leaves more than this fraction of the mass
 #: negative (a sharp start with a long step) is replaced by backward Euler.
 GROSS_NEGATIVE = 1e-6
@@ -495,10 +500,14 @@ class AdaptiveTRBDF2(TRBDF2):
        not watched);
     4. if G₀ ≤ G* (and every watched ratio ≤ 1) the trial run is the result
        (its states are replayed: one factorisation for the whole run);
-       otherwise the run uses the rung h = h₀ 2^−j, with j the smallest
-       integer such that the largest ratio G/G* times 4^−j is ≤ 1 (the
-       global error of a second-order method goes as h²), at one
-       factorisation;
+       otherwise the run takes one finer step size, at one factorisation,
+       from the h² law of a second-order method's global error: with no
+       save time watched, the equal steps of length span/n with n the
+       smallest count such that G₀/G* · (h₀ n/span)^−2 ≤
+       :data:`REFINE_MARGIN` (any n, landing on t_end); with watched save
+       times, the rung h₀ 2^−j of the aligned ladder (which lands on every
+       one of them), with j the smallest integer such that the largest
+       ratio G/G* times 4^−j is ≤ 1;
     5. the estimate for the run actually taken is recomputed at its end and
        reported (:attr:`time_error_estimate`).
 
@@ -699,8 +708,14 @@ class AdaptiveTRBDF2(TRBDF2):
         self.rejected_steps += len(states)
         if self.linear is not None:
             self.linear.release()  # the trial's factors: not needed again
-        j = max(1, math.ceil(0.5 * math.log2(max(ratio, 1.0))))
-        self.level = k0 - j
+        if self._watch:  # save times to land on: a rung of the aligned ladder
+            j = max(1, math.ceil(0.5 * math.log2(max(ratio, 1.0))))
+            self.level = k0 - j
+            return
+        # only t_end to land on: the step count the h² law asks for, not a power of 2
+        h0 = math.ldexp(self.dt, k0)
+        n = math.ceil(span / h0 * math.sqrt(max(ratio, 1.0) / REFINE_MARGIN) * (1 - LAND))
+        self.dt, self.level = span / max(n, len(states) + 1), 0
 
     def _watched_ratio(self, t0: float, p0: np.ndarray, states: list, k0: int) -> float:
         """max G_k / G*_k over the watched times inside the trial run (0 without any).
@@ -728,7 +743,7 @@ class AdaptiveTRBDF2(TRBDF2):
     def _global_step(self, t: float, p: np.ndarray, t_stop: float) -> tuple[float, np.ndarray]:
         h = math.ldexp(self.dt, self.level)
         landing = h >= (t_stop - t) * (1 - LAND)
-        if landing:
+        if landing and abs(t_stop - t - h) > LAND * h:  # else: h, not h ± rounding (its matrix)
             h = t_stop - t
         t_next = t_stop if landing else t + h
         if self._replay and self._replay[0][0] == t and self._replay[0][1] == t_next:
