@@ -666,10 +666,12 @@ def chosen_options(result: LevelResult) -> dict:
     return chosen
 
 
-def confirm(ctx, setup: Setup, result: LevelResult, refs: dict, repeat: int, cap: float):
+def confirm(
+    ctx, setup: Setup, result: LevelResult, refs: dict, repeat: int, cap: float, short: int = 0
+):
     """Re-run the chosen options in fresh processes, interleaved, `repeat` times.
 
-    (:data:`SHORT_ROUNDS` times when a run is shorter than :data:`SHORT_RUN`.)
+    (`short` times when a run is shorter than :data:`SHORT_RUN`.)
 
     Stores the median wall time and memory (and the error of the last run)
     in ``result.final``; an option whose run fails is left out and its
@@ -684,7 +686,7 @@ def confirm(ctx, setup: Setup, result: LevelResult, refs: dict, repeat: int, cap
         done += 1
         walls = [r["wall"] for rs in runs.values() for r in rs if "error" not in r]
         if walls and min(walls) < SHORT_RUN:  # short runs are noisy: more rounds
-            rounds = max(repeat, SHORT_ROUNDS)
+            rounds = max(repeat, short)
     for key, option in chosen.items():
         ok = [r for r in runs[key] if "error" not in r]
         if len(ok) < len(runs[key]):
@@ -890,10 +892,10 @@ def goal_line(results: list) -> str:
 # ----------------------------------------------------------------------------
 # Driver
 # ----------------------------------------------------------------------------
-def run_setup(ctx, setup: Setup, repeat: int, cap: float, write_cache: bool, log) -> dict:
+def run_setup(ctx, setup: Setup, repeat: int, cap: float, quick: bool, log) -> dict:
     """Reference, spatial errors, scans and confirmations for one problem."""
     problem = setup.problem
-    ref = reference_for(setup, write_cache)
+    ref = reference_for(setup, not quick)
     refs = {n: ref.on(setup, n) for n in setup.grids}
     spatial = {}
     for n in setup.grids:
@@ -902,7 +904,7 @@ def run_setup(ctx, setup: Setup, repeat: int, cap: float, write_cache: bool, log
     results = []
     for level in setup.levels:
         result = scan_level(setup, level, spatial, refs, cap, log)
-        confirm(ctx, setup, result, refs, repeat, cap)
+        confirm(ctx, setup, result, refs, repeat, cap, short=0 if quick else SHORT_ROUNDS)
         results.append(result)
     return {"setup": setup, "ref": ref, "spatial": spatial, "results": results}
 
@@ -949,8 +951,9 @@ def header(quick: bool, repeat: int) -> list[str]:
         "step) on the coarsest "
         f"grid where it reaches ε. A grid is tried when its spatial error is below {MARGIN:g} ε "
         "(the two coarsest such grids). Times: median of "
-        f"{repeat} fresh processes ({max(repeat, SHORT_ROUNDS)} when a run takes under "
-        f"{SHORT_RUN:g} s), building the model and solving; ΔRSS: growth of the "
+        f"{repeat} fresh processes"
+        + ("" if quick else f" ({max(repeat, SHORT_ROUNDS)} when one takes under {SHORT_RUN:g} s)")
+        + ", building the model and solving; ΔRSS: growth of the "
         "peak resident set of that process. The default and the best option are compared "
         "as called with the same output: `solve`'s own, every step saved with its "
         "diagnostics (the ratio in bold, the goal), and `save_at=[]` (the last columns; "
@@ -981,7 +984,7 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     ctx = fresh_context()  # before this process grows
-    outs = [run_setup(ctx, s, repeat, cap, not args.quick, log) for s in setups]
+    outs = [run_setup(ctx, s, repeat, cap, args.quick, log) for s in setups]
     lines = header(args.quick, repeat)
     for out in outs:
         lines += section(out)
