@@ -148,9 +148,20 @@ def test_backward_euler_free_energy_never_increases(name, dt):
     # rounding of F itself: a few ulp of sum V p (|E| + T |ln p|)
     with np.errstate(divide="ignore"):
         logp = np.where(p > 0, np.log(np.where(p > 0, p, 1)), 0)
-    scale = np.sum(grid.volumes * p * (np.abs(model.energy) + model.temperature * np.abs(logp)),
-                   axis=tuple(range(1, p.ndim)))  # fmt: skip
-    assert np.all(np.diff(F) <= 20 * ULP * scale[1:]), np.diff(F).max()
+    cells = tuple(range(1, p.ndim))
+    V, T = grid.volumes, model.temperature
+    scale = np.sum(V * p * (np.abs(model.energy) + T * np.abs(logp)), axis=cells)
+    # Once the density has stopped moving (metastable wells behind a barrier of
+    # 800 T here), the solve's rounding still moves ~1e-14 of mass per step between
+    # wells whose chemical potentials differ, which changes F at first order, by at
+    # most Σ V |Δp| (|E + T ln p| + T); its sign is rounding's (SuperLU and LAPACK's
+    # tridiagonal LU move it in opposite directions).
+    moved = np.abs(np.diff(p, axis=0))
+    mu = np.abs(model.energy + T * logp) + T
+    rounding = np.sum(V * moved * mu[1:], axis=cells)
+    still = np.sum(V * moved, axis=cells) < 1e-12
+    allowed = 20 * ULP * scale[1:] + np.where(still, rounding, 0.0)
+    assert np.all(np.diff(F) <= allowed), np.diff(F).max()
     assert np.max(np.abs(ds.mass.values - 1)) < 50 * ULP
 
 
