@@ -98,8 +98,9 @@ __all__ = [
 MAX_AXIS = 4096
 
 #: Longest axis for which the exact path is the cheaper default (see
-#: :attr:`SeparableGenerator.preferred`).
-AUTO_MAX_AXIS = 512
+#: :attr:`SeparableGenerator.preferred`): at 1024² it takes seconds where a
+#: sparse LU of the 2-D grid takes minutes (``benchmarks/separable.md``).
+AUTO_MAX_AXIS = 1024
 
 #: Relative tolerance of the separability tests on cell values.
 _RTOL = 1e-12
@@ -205,7 +206,7 @@ class SeparableGenerator:
 
         True for 2-D and 3-D grids whose axes have at most
         :data:`AUTO_MAX_AXIS` cells: there the per-axis dense algebra
-        (under a second an axis) is small beside sparse time stepping
+        (seconds an axis at most) is small beside sparse time stepping
         (``benchmarks/separable.md``).
         """
         return 2 <= self.ndim <= 3 and max(self.shape) <= AUTO_MAX_AXIS
