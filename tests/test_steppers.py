@@ -336,6 +336,25 @@ def test_default_trial_that_meets_the_target_is_the_run_at_one_factorisation():
     assert (a["factorizations"], a["steps"], a["rejected_steps"]) == (1, PILOT_STEPS, 0)
 
 
+def test_default_trial_is_longer_with_an_iterative_solver():
+    """CG: a trial of PILOT_STEPS_ITERATIVE steps; LU on the same model: PILOT_STEPS."""
+    from fpsolver.integrate.steppers import PILOT_STEPS, PILOT_STEPS_ITERATIVE
+
+    g = fp.Grid(x=(-3, 3, 12), y=(-3, 3, 12), z=(-3, 3, 12))
+    m = fp.FokkerPlanck(g, lambda x, y, z: (x**2 + y**2 + z**2) / 2 + 0.3 * x * y, 1.0)
+    p0 = fp.gaussian(g, (1.0, 0.5, -0.5), 0.3)
+    runs = {kind: m.solve(p0, 1.0, linear_solver=kind) for kind in ("cg", "lu")}
+    assert runs["cg"].attrs["linear_solver"] == "cg"
+    for kind, pilot in (("cg", PILOT_STEPS_ITERATIVE), ("lu", PILOT_STEPS)):
+        a = runs[kind].attrs
+        assert a["steps"] - a["rejected_steps"] >= pilot, kind
+        assert (a["rejected_steps"], a["factorizations"]) in ((0, 1), (pilot, 2)), kind
+    assert runs["cg"].attrs["steps"] == PILOT_STEPS_ITERATIVE  # accepted at once here
+    assert runs["lu"].attrs["steps"] == PILOT_STEPS
+    a = runs["cg"].attrs
+    assert a["time_error_estimate"] <= a["time_error_target"]
+
+
 def test_default_refines_once_by_the_h2_law_with_one_more_factorisation():
     from fpsolver.integrate.steppers import REFINE_MARGIN
 

@@ -368,6 +368,12 @@ TIME_ERROR_FRACTION = 0.7
 #: is t_end/4 to t_end/16): then the run costs one factorisation.
 PILOT_STEPS = 8
 
+#: Steps of the trial run when the linear solver is iterative. There is no
+#: factorisation to lose, and a solve's iterations fall as the step shrinks, so
+#: a run of 16 steps costs about as much as one of 8 (``benchmarks/accuracy.md``,
+#: P6) and meets the target more often: a rejected trial costs a whole run.
+PILOT_STEPS_ITERATIVE = 16
+
 #: Global control: a trial run whose densities go negative by more than this
 #: fraction of the mass is too coarse, and a step that does is redone damped
 #: (the level from which the diagnostics warn).
@@ -485,7 +491,8 @@ class AdaptiveTRBDF2(TRBDF2):
     run contributes the same amount to the final error, equal to the last
     step's local error, to within 10 % (``benchmarks/adaptive.md``). So:
 
-    1. a trial run of :data:`PILOT_STEPS` steps of one rung h₀ gives p_N, and
+    1. a trial run of :data:`PILOT_STEPS` steps of one rung h₀
+       (:data:`PILOT_STEPS_ITERATIVE` with an iterative linear solver) gives p_N, and
        G₀ = ‖ℓ_{h₀}(p_N)‖ · Σ_n (h_n/h₀)³ estimates its time error;
     2. the target is G* = atol + :data:`TIME_ERROR_FRACTION` ·
        :func:`spatial_error_estimate` (p_N, with L p_N over the run's span):
@@ -689,7 +696,9 @@ class AdaptiveTRBDF2(TRBDF2):
     def _choose_level(self, t: float, p: np.ndarray, span: float) -> None:
         """The trial run, the target, and the rung of the run (see the class notes)."""
         self._t_end, self._replay_start = t + span, t
-        k0 = math.floor(math.log2(span / PILOT_STEPS / self.dt) + LAND)
+        iterative = self.linear is not None and self.linear.kind != "lu"
+        pilot = PILOT_STEPS_ITERATIVE if iterative else PILOT_STEPS
+        k0 = math.floor(math.log2(span / pilot / self.dt) + LAND)
         states, cubes = self._run(t, p, self._t_end, k0)
         before = states[-2][2] if len(states) > 1 else p
         g0 = self._estimate(before, k0, cubes)
