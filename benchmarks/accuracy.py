@@ -3,7 +3,11 @@
 Usage::
 
     python benchmarks/accuracy.py [--quick] [--out accuracy.md] [--repeat 3]
-                                  [--problems P1,P2,P4,P5,P6]
+                                  [--problems P1,P2,P4,P5,P6] [--merge]
+
+``--merge`` (with ``--problems``) replaces only those problems' sections of
+``--out`` and their rows of the README summary, keeping the others: a rerun
+of one problem after a change that touches only it.
 
 For P1, P2, P4, P5 and P6 (``benchmarks/problems.py``) and each L¹ error
 level ε, finds the fastest option that reaches ε at t_end, against a
@@ -48,6 +52,7 @@ import json
 import math
 import multiprocessing as mp
 import queue as queue_module
+import re
 import resource
 import sys
 import time
@@ -971,6 +976,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--problems", default=None, help="comma-separated subset, e.g. P2,P5")
     parser.add_argument("--out", default=str(HERE / "accuracy.md"))
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="with --problems: replace only those problems' sections and summary rows",
+    )
     args = parser.parse_args(argv)
     setups = QUICK if args.quick else FULL
     if args.problems:
@@ -986,25 +996,59 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     ctx = fresh_context()  # before this process grows
     outs = [run_setup(ctx, s, repeat, cap, args.quick, log) for s in setups]
+    sections = {out["setup"].name: section(out) for out in outs}
+    rows = {out["setup"].name: summary_rows(out["setup"], out["results"]) for out in outs}
+    seconds = time.perf_counter() - t0
+    trailer = f"Total run time of this script: {seconds:.0f} s."
+    if args.merge:
+        old_sections, old_rows = committed_tables(Path(args.out))
+        sections, rows = {**old_sections, **sections}, {**old_rows, **rows}
+        pattern = r"(?m)^Total run time of this script: (\d+) s"
+        earlier = re.search(pattern, Path(args.out).read_text())
+        trailer = (
+            f"Run time of this script for {', '.join(sections_of(setups))}: {seconds:.0f} s, "
+            "merged into the tables of an earlier full run on the same machine"
+            + (f" (which took {earlier.group(1)} s)." if earlier else ".")
+        )
+    order = [s.name for s in FULL if s.name in sections]
     lines = header(args.quick, repeat)
-    for out in outs:
-        lines += section(out)
-    lines.append(f"Total run time of this script: {time.perf_counter() - t0:.0f} s.")
+    for name in order:
+        lines += sections[name]
+    lines.append(trailer)
     text = "\n".join(lines) + "\n"
     Path(args.out).write_text(text)
     if Path(args.out).resolve() == (HERE / "accuracy.md").resolve():
-        rows = [r for out in outs for r in summary_rows(out["setup"], out["results"])]
-        P.update_readme("accuracy", summary_table(rows) + "\n\n" + ratio_line(outs))
+        summary = [r for name in order for r in rows.get(name, [])]
+        P.update_readme("accuracy", summary_table(summary) + "\n\n" + ratio_line(summary))
     print(text)
     return 0
 
 
-def ratio_line(outs: list) -> str:
-    """How far the default is from the best over every level both reached."""
-    pairs = [q for out in outs for r in out["results"] if (q := ratios(r)) is not None]
-    missed_levels = sum(
-        1 for out in outs for r in out["results"] if "best" in r.final and "default" not in r.final
-    )
+def sections_of(setups) -> list[str]:
+    """The problem names of `setups`."""
+    return [s.name for s in setups]
+
+
+def committed_tables(path: Path) -> tuple[dict, dict]:
+    """The per-problem sections of `path` and the README summary rows, for ``--merge``."""
+    sections: dict = {}
+    for part in re.split(r"(?m)^(?=## P\d)", path.read_text())[1:]:
+        body = re.split(r"(?m)^(?:Total run time|Run time) of this script", part)[0]
+        sections[part[3:].split(":")[0]] = body.rstrip("\n").split("\n") + [""]
+    readme = (HERE / "README.md").read_text()
+    block = readme.split("<!-- accuracy -->")[1].split("<!-- /accuracy -->")[0]
+    rows: dict = {}
+    for line in block.splitlines():
+        if re.match(r"\| P\d \|", line):
+            rows.setdefault(line.split("|")[1].strip(), []).append(line)
+    return sections, rows
+
+
+def ratio_line(rows: list[str]) -> str:
+    """How far the default is from the best over every level both reached (summary rows)."""
+    cells = [row.rstrip(" |").rsplit("|", 1)[1].strip() for row in rows]
+    pairs = [tuple(float(x) for x in re.findall(r"[\d.]+", c)) for c in cells if c != "—"]
+    missed_levels = sum(c == "—" for c in cells)
     if not pairs:
         return "The default reached none of the levels."
     saved, bare = np.array([q[0] for q in pairs]), np.array([q[1] for q in pairs])
