@@ -15,9 +15,9 @@ Writes a markdown table (one core) of wall time and accuracy for
   time-stepping error).
 
 Methods: ``method="separable"`` (exact in time, one step), TR-BDF2 with a
-fixed dt and the default linear solver, and the adaptive default
-(``method=None`` without dt, rtol = 1e-4; only up to ``ADAPTIVE_CELLS``
-cells, as it takes minutes beyond). Every wall time is the whole
+fixed dt and the default linear solver, and the default call
+(``method=None`` without dt: the separable path up to 1024 cells an axis;
+only up to ``ADAPTIVE_CELLS`` cells). Every wall time is the whole
 ``fp.solve`` call on a fresh model (assembly included); "propagate" is the
 exact propagation alone (``op.separable.propagate``, no N-D generator).
 """
@@ -68,7 +68,7 @@ def run(build, n: int, method: str | None, dt: float | None) -> dict:
         "p": ds.p[-1].values,
         "steps": int(ds.attrs["steps"]),
         "solver": ds.attrs["linear_solver"],
-        "label": method or "adaptive (default)",
+        "label": method or "default `solve(p0, t_end)`",
     }
 
 
