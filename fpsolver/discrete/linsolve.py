@@ -588,7 +588,7 @@ class LinearSolver:
         else:
             x = self._cg(c, solver, b, x0, dense)
         if conserve and V is not None and dense:
-            have = float(V @ x) - c * float(self._outflow @ x)
+            have = self._kept_mass(c, x)
             if have != 0.0:
                 x *= target / have
         return x
@@ -655,11 +655,16 @@ class LinearSolver:
             self._w = V / self._d
         return self._w
 
-    def _conserve(self, c: float, b: np.ndarray, x: np.ndarray) -> np.ndarray:
-        V = self.volumes
-        target, have = float(V @ b), float(V @ x)
+    def _kept_mass(self, c: float, x: np.ndarray) -> float:
+        """Vᵀ(I − c L) x: the mass the step's matrix keeps of x (outflow at absorbing walls)."""
+        have = float(self.volumes @ x)
         if self._absorbing:
             have -= c * float(self._outflow @ x)
+        return have
+
+    def _conserve(self, c: float, b: np.ndarray, x: np.ndarray) -> np.ndarray:
+        V = self.volumes
+        target, have = float(V @ b), self._kept_mass(c, x)
         if have != 0.0 and abs(target) > 1e-3 * float(V @ np.abs(b)):
             x *= target / have
         return x

@@ -472,6 +472,18 @@ def spatial_error_estimate(
     return estimate
 
 
+def _towards(t: float, t_stop: float, h: float) -> tuple[float, bool]:
+    """The step from `t` towards `t_stop` of nominal size `h`: (step, lands on t_stop).
+
+    The last step is the remainder ``t_stop − t``, except within rounding of
+    `h`, where `h` itself is kept: its matrix is the cached one.
+    """
+    landing = h >= (t_stop - t) * (1 - LAND)
+    if landing and abs(t_stop - t - h) > LAND * h:
+        h = t_stop - t
+    return h, landing
+
+
 class AdaptiveTRBDF2(TRBDF2):
     r"""TR-BDF2 with its own step control: a global time-error target, or a per-step `rtol`.
 
@@ -678,8 +690,7 @@ class AdaptiveTRBDF2(TRBDF2):
         """Steps of rung k from (t, p) to t_end (the first one damped): the states and Σ h³."""
         h_k, cubes, states = math.ldexp(self.dt, k), 0.0, []
         while True:
-            landing = h_k >= (t_end - t) * (1 - LAND)
-            h = t_end - t if landing else h_k
+            h, landing = _towards(t, t_end, h_k)
             p = self._undershoot_checked(p, h) if states else self.damped_step(p, h)
             self.steps += 1
             cubes += h**3
@@ -751,10 +762,7 @@ class AdaptiveTRBDF2(TRBDF2):
         return worst
 
     def _global_step(self, t: float, p: np.ndarray, t_stop: float) -> tuple[float, np.ndarray]:
-        h = math.ldexp(self.dt, self.level)
-        landing = h >= (t_stop - t) * (1 - LAND)
-        if landing and abs(t_stop - t - h) > LAND * h:  # else: h, not h ± rounding (its matrix)
-            h = t_stop - t
+        h, landing = _towards(t, t_stop, math.ldexp(self.dt, self.level))
         t_next = t_stop if landing else t + h
         if self._replay and self._replay[0][0] == t and self._replay[0][1] == t_next:
             new = self._replay.popleft()[2]
@@ -776,10 +784,7 @@ class AdaptiveTRBDF2(TRBDF2):
             self.level = self._first_level(p)
         while True:
             k = self.level
-            h = math.ldexp(dt0, k)
-            landing = h >= (t_stop - t) * (1 - LAND)
-            if landing:
-                h = t_stop - t
+            h, landing = _towards(t, t_stop, math.ldexp(dt0, k))
             new, est = self.step_with_error(p, h)
             err = float(np.sum(V * np.abs(est))) / (
                 self.atol + self.rtol * float(np.sum(V * np.abs(new)))
