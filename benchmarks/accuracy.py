@@ -1003,10 +1003,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.merge:
         old_sections, old_rows = committed_tables(Path(args.out))
         sections, rows = {**old_sections, **sections}, {**old_rows, **rows}
-        pattern = r"(?m)^Total run time of this script: (\d+) s"
+        pattern = r"(?m)(?:^Total run time of this script: |\(which took )(\d+) s"
         earlier = re.search(pattern, Path(args.out).read_text())
         trailer = (
-            f"Run time of this script for {', '.join(sections_of(setups))}: {seconds:.0f} s, "
+            f"Run time of this script for {', '.join(s.name for s in setups)}: {seconds:.0f} s, "
             "merged into the tables of an earlier full run on the same machine"
             + (f" (which took {earlier.group(1)} s)." if earlier else ".")
         )
@@ -1022,11 +1022,6 @@ def main(argv: list[str] | None = None) -> int:
         P.update_readme("accuracy", summary_table(summary) + "\n\n" + ratio_line(summary))
     print(text)
     return 0
-
-
-def sections_of(setups) -> list[str]:
-    """The problem names of `setups`."""
-    return [s.name for s in setups]
 
 
 def committed_tables(path: Path) -> tuple[dict, dict]:
