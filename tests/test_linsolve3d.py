@@ -244,3 +244,51 @@ def test_stationary_without_pyamg_warns_and_uses_lu(monkeypatch):
     L = fp.discretize(_rotating(13)).generator
     with pytest.warns(RuntimeWarning, match="pyamg is not installed: the stationary density"):
         nullspace.null_vector(L, np.ones(L.shape[0]) / L.shape[0])
+
+
+# -- solving only as tightly as the step error requires --------------------------------
+def test_solve_error_counts_the_bound_of_density_solves_only():
+    op = fp.discretize(_p4(12))
+    V = op.grid.volumes.ravel()
+    lin = LinearSolver.for_model(op, rtol=1e-6)
+    lin.set_volumes(V)
+    b = fp.gaussian(op.grid, (1, 1, 1), 0.5).values.ravel()
+    lin.solve(C, b)
+    assert lin.solve_error == pytest.approx(1e-6 * _l1(V, b), rel=1e-15)
+    lin.solve(C, b - V @ b / V.sum(), conserve=False)  # no mass: an error estimate's solve
+    assert lin.solve_error == pytest.approx(1e-6 * _l1(V, b), rel=1e-15)
+    assert lin.rtol_given and not LinearSolver.for_model(op).rtol_given
+
+
+def _coupled3d():
+    g = _cube(14, -3.0, 3.0)
+    model = fp.FokkerPlanck(g, lambda x, y, z: (x**2 + y**2 + z**2) / 2 + 0.3 * x * y, 1.0)
+    return model, fp.gaussian(g, (1.0, 0.5, -0.5), 0.3)
+
+
+def test_default_iterative_solves_spend_a_share_of_the_time_error_target():
+    """Global control with CG: rtol = fraction·target/(2n + 1), the solves' bound holds."""
+    from fpsolver.integrate.steppers import SOLVE_ERROR_FRACTION, _solve_rtol
+
+    model, p0 = _coupled3d()
+    V = model.grid.volumes.ravel()
+    ds = model.solve(p0, 1.0, save_at=[])
+    a = ds.attrs
+    assert (a["linear_solver"], a["rejected_steps"]) == ("cg", 0)
+    rtol, n = a["linear_rtol"], a["steps"]
+    # looser than the fixed default here, and at most the fraction of the target
+    assert rtol > 10 * ls.DEFAULT_RTOL
+    assert (2 * n + 1) * rtol <= SOLVE_ERROR_FRACTION * a["time_error_target"] * 3.0
+    tight = model.solve(p0, 1.0, save_at=[], linear_rtol=1e-12)
+    assert tight.attrs["linear_rtol"] == 1e-12 and tight.attrs["steps"] == n
+    diff = _l1(V, ds.p[-1].values.ravel() - tight.p[-1].values.ravel())
+    assert 0 < diff <= (2 * n + 1) * rtol  # the solves' bound Σ rtol Σ V|b|
+    assert abs(float(V @ ds.p[-1].values.ravel()) - 1.0) < 1e-13  # mass whatever the rtol
+    assert _solve_rtol(1e-3, 1.0, 16) == pytest.approx(SOLVE_ERROR_FRACTION * 1e-3 / 33)
+    assert _solve_rtol(1e3, 1.0, 1) == 1e-4 and _solve_rtol(1e-20, 1.0, 1) == 1e-12
+
+
+def test_a_given_linear_rtol_is_kept_by_the_default():
+    model, p0 = _coupled3d()
+    ds = model.solve(p0, 1.0, save_at=[], linear_rtol=3e-9)
+    assert ds.attrs["linear_rtol"] == 3e-9

@@ -441,4 +441,5 @@ def _final(attrs: dict[str, Any], stepper: Stepper) -> dict[str, Any]:
             out[key] = getattr(stepper, key)
     if stepper.linear is not None and stepper.linear.kind in ("cg", "amg", "bicgstab"):
         out["cg_iterations"] = stepper.linear.iterations
+        out["linear_rtol"] = stepper.linear.rtol
     return out

@@ -50,7 +50,11 @@ default ``DEFAULT_RTOL`` = 1e-7 is 1 % of the smallest local error
 estimate of the TR-BDF2 steps of P4 (1.1e-5 at dt = 0.05; up to 4e-3 in
 the first step), and the final L¹ error of P4 against the exact solution
 moves by 3e-7 (0.03 %) from its value with 1e-10; a fixed-step run with a
-much smaller dt may want a smaller `rtol`.
+much smaller dt may want a smaller `rtol`. The global time-error control of
+:class:`~fpsolver.integrate.steppers.AdaptiveTRBDF2` (the default of
+``solve``) sets `rtol` itself when none is given, from its target
+(``SOLVE_ERROR_FRACTION``), and reads the bound its solves committed,
+:attr:`LinearSolver.solve_error`.
 
 Warm starts. The initial guess of an iterative solve is the best
 combination of the last ``HISTORY`` solutions at the same c (a Galerkin
@@ -332,6 +336,14 @@ class LinearSolver:
     products : int
         Total products with the system matrix, iterations included
         (BiCGStab takes two per iteration).
+    rtol_given : bool
+        Whether `rtol` was passed; when not, a caller that knows the error
+        it may spend (the global control of the adaptive method) may set
+        :attr:`rtol` itself.
+    solve_error : float
+        Iterative kinds: Σ rtol·Σ V|b| over the solves of densities so far
+        (conserving solves whose right-hand side carries mass), the bound on
+        the L¹ error those solves committed (module notes); 0 for LU.
 
     Examples
     --------
@@ -371,6 +383,8 @@ class LinearSolver:
         if kind in ("cg", "amg") and (symmetric is None or log_scale is None):
             raise ValueError(f"`kind`={kind!r} needs `symmetric` and `log_scale`")
         self.rtol = DEFAULT_RTOL if rtol is None else float(rtol)
+        self.rtol_given = rtol is not None
+        self.solve_error = 0.0
         if not 0.0 < self.rtol < 1.0:
             raise ValueError(f"`rtol` must be in (0, 1), got {rtol!r}")
         self.L = sp.csr_array(L)
@@ -591,6 +605,7 @@ class LinearSolver:
             have = self._kept_mass(c, x)
             if have != 0.0:
                 x *= target / have
+            self.solve_error += self.rtol * total
         return x
 
     def _cg(self, c: float, entry: _Entry, b: np.ndarray, x0: Any, remember: bool) -> np.ndarray:

@@ -385,6 +385,18 @@ NEGATIVE_TOL = 1e-8
 #: and the estimate hold to about 10 %, ``benchmarks/adaptive.md``).
 REFINE_MARGIN = 0.8
 
+#: Global control with an iterative linear solver (no `linear_rtol` given):
+#: the solves of a run may spend this fraction of the time-error target, by
+#: their bound Σ rtol·Σ V|b| (:attr:`LinearSolver.solve_error`), so each
+#: stops at rtol = fraction·target/(mass·(2n + 1)) for a run of n steps
+#: (two solves a step, three in the damped first one) instead of a fixed
+#: 1e-7 (``benchmarks/accuracy.md``, P6 at 64³: a third fewer CG iterations).
+SOLVE_ERROR_FRACTION = 0.05
+
+#: The range of that linear tolerance: at most 1e-4 (looser solves pollute
+#: the local error estimate, measured on P6), at least 1e-12 (rounding).
+SOLVE_RTOL_RANGE = (1e-12, 1e-4)
+
 #: A damped first step that still leaves more than this fraction of the mass
 #: negative (a sharp start with a long step) is replaced by backward Euler.
 GROSS_NEGATIVE = 1e-6
@@ -472,6 +484,14 @@ def spatial_error_estimate(
     return estimate
 
 
+def _solve_rtol(target: float, mass: float, steps: int) -> float:
+    """The linear tolerance for which the 2·steps + 1 solves of a run spend
+    :data:`SOLVE_ERROR_FRACTION` of `target` (clipped to :data:`SOLVE_RTOL_RANGE`)."""
+    low, high = SOLVE_RTOL_RANGE
+    share = SOLVE_ERROR_FRACTION * target / max(mass * (2 * steps + 1), 1e-300)
+    return min(max(share, low), high)
+
+
 def _towards(t: float, t_stop: float, h: float) -> tuple[float, bool]:
     """The step from `t` towards `t_stop` of nominal size `h`: (step, lands on t_stop).
 
@@ -529,7 +549,14 @@ class AdaptiveTRBDF2(TRBDF2):
        one of them), with j the smallest integer such that the largest
        ratio G/G* times 4^−j is ≤ 1;
     5. the estimate for the run actually taken is recomputed at its end and
-       reported (:attr:`time_error_estimate`).
+       reported (:attr:`time_error_estimate`);
+    6. with an iterative linear solver and no `linear_rtol`, the solves
+       of a run of n steps stop at rtol = :data:`SOLVE_ERROR_FRACTION` ·
+       G*/(mass·(2n + 1)), so their error bound Σ rtol·Σ V|b| spends at most
+       that fraction of the target (for the trial, G* is guessed from the
+       start's representation error, 1–3× the final target on the
+       benchmark problems), and the trial is accepted only when G₀ plus the
+       bound its solves committed is ≤ G*.
 
     The local error ℓ_h is estimated by the trapezoidal residual filtered
     twice by the step's matrix, ``(I − γh/2 L)⁻² r``: once filtered (Hosea &
@@ -711,17 +738,23 @@ class AdaptiveTRBDF2(TRBDF2):
         iterative = self.linear is not None and self.linear.kind != "lu"
         pilot = PILOT_STEPS_ITERATIVE if iterative else PILOT_STEPS
         k0 = math.floor(math.log2(span / pilot / self.dt) + LAND)
+        V, mass = self.volumes.reshape(self.shape), float(np.sum(self.volumes * np.abs(p)))
+        tune = iterative and not self.linear.rtol_given
+        if tune:  # the trial's target is not known yet: the start's representation error
+            guess = self.atol + TIME_ERROR_FRACTION * spatial_error_estimate(p, V)
+            self.linear.rtol = _solve_rtol(guess, mass, round(span / math.ldexp(self.dt, k0)))
+        spent = self.linear.solve_error if self.linear is not None else 0.0
         states, cubes = self._run(t, p, self._t_end, k0)
+        if self.linear is not None:
+            spent = self.linear.solve_error - spent
         before = states[-2][2] if len(states) > 1 else p
         g0 = self._estimate(before, k0, cubes)
         final = states[-1][2]
-        self.spatial_error = spatial_error_estimate(
-            final, self.volumes.reshape(self.shape), rate=self.L @ final, span=span
-        )
+        self.spatial_error = spatial_error_estimate(final, V, rate=self.L @ final, span=span)
         target = self.atol + TIME_ERROR_FRACTION * self.spatial_error
         self.time_error_target = target
         ratio = max(g0 / target, self._watched_ratio(t, p, states, k0))
-        if ratio <= 1.0:
+        if max(ratio, (g0 + spent) / target) <= 1.0:
             self.level, self._replay = k0, deque(states)
             self._cubes, self.time_error_estimate = cubes, g0
             self.steps -= len(states)  # replayed, counted once below
@@ -729,14 +762,16 @@ class AdaptiveTRBDF2(TRBDF2):
         self.rejected_steps += len(states)
         if self.linear is not None:
             self.linear.release()  # the trial's factors: not needed again
+        h0 = math.ldexp(self.dt, k0)
         if self._watch:  # save times to land on: a rung of the aligned ladder
             j = max(1, math.ceil(0.5 * math.log2(max(ratio, 1.0))))
-            self.level = k0 - j
-            return
-        # only t_end to land on: the step count the h² law asks for, not a power of 2
-        h0 = math.ldexp(self.dt, k0)
-        n = math.ceil(span / h0 * math.sqrt(max(ratio, 1.0) / REFINE_MARGIN) * (1 - LAND))
-        self.dt, self.level = span / max(n, len(states) + 1), 0
+            self.level, n = k0 - j, math.ceil(span / h0 * 2**j * (1 - LAND))
+        else:  # only t_end to land on: the step count the h² law asks for, not a power of 2
+            n = math.ceil(span / h0 * math.sqrt(max(ratio, 1.0) / REFINE_MARGIN) * (1 - LAND))
+            n = max(n, len(states) + 1)
+            self.dt, self.level = span / n, 0
+        if tune:
+            self.linear.rtol = _solve_rtol(target, mass, n)
 
     def _watched_ratio(self, t0: float, p0: np.ndarray, states: list, k0: int) -> float:
         """max G_k / G*_k over the watched times inside the trial run (0 without any).
@@ -809,6 +844,8 @@ class AdaptiveTRBDF2(TRBDF2):
             state.update(t_end_planned=self._t_end, cubes=self._cubes)
             state.update(time_error_target=self.time_error_target)
             state.update(spatial_error=self.spatial_error)
+            if self.linear is not None and self.linear.kind != "lu":
+                state.update(linear_rtol=self.linear.rtol)
         if self.rtol is not None:
             state["rtol"] = self.rtol
         return state
@@ -824,6 +861,8 @@ class AdaptiveTRBDF2(TRBDF2):
             self._cubes = float(state["cubes"])
             self.time_error_target = float(state["time_error_target"])
             self.spatial_error = float(state["spatial_error"])
+            if "linear_rtol" in state and self.linear is not None:
+                self.linear.rtol = float(state["linear_rtol"])
         self._replay.clear()
 
 
