@@ -309,14 +309,31 @@ def test_resuming_a_finished_equilibrium_run_adds_nothing(tmp_path):
         fp.solve(model, p0, 0.1, dt=0.05, callback=lambda t, p: p.fill(0))
 
 
-def test_diagnostics_computed_at_the_end_equal_those_of_each_frame():
+_EDGES = np.array([-2.0, -1.6, -1.0, -0.7, -0.2, 0.0, 0.4, 1.0, 1.3, 2.0])  # uneven widths
+
+
+@pytest.mark.parametrize(
+    "grid",
+    [
+        fp.Grid(x=(-2, 2, 24)),
+        fp.Grid(x=(-2, 2, 24), y=(-2, 2, 20)),
+        fp.Grid(x=(-2, 2, 9), y=_EDGES, z=(-1.5, 2, 7)),
+        fp.Grid.sphere(10, 16),
+    ],
+    ids=["1d", "2d", "3d-uneven", "sphere"],
+)
+def test_diagnostics_computed_at_the_end_equal_those_of_each_frame(grid):
     # With no tracker reading them during the run, the diagnostics of all frames are
-    # computed in batches at the end; a tracker in the chain makes them per frame.
+    # computed in batches at the end (the moments from the frames' marginals); a
+    # tracker in the chain makes them per frame, cell by cell.
     from fpsolver.integrate.trackers import Tracker
 
-    g = fp.Grid(x=(-2, 2, 24), y=(-2, 2, 20))
-    model = fp.FokkerPlanck(g, energy=lambda x, y: (x**2 - 1) ** 2 + y**2 + 0.5 * x * y)
-    p0 = fp.gaussian(g, (1.0, 0.5), 0.05)
+    def energy(*xs):
+        return (xs[0] ** 2 - 1) ** 2 + sum(x**2 + 0.5 * xs[0] * x for x in xs[1:])
+
+    g = grid
+    model = fp.FokkerPlanck(g, energy=energy)
+    p0 = fp.gaussian(g, tuple(0.3 + 0.2 * a for a in range(g.ndim)), 0.05)
     batch, each = fp.solve(model, p0, 0.5), fp.solve(model, p0, 0.5, trackers=[Tracker()])
     assert list(batch.data_vars) == list(each.data_vars) and batch.sizes == each.sizes
     for name in batch.data_vars:

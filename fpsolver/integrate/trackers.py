@@ -196,18 +196,33 @@ class Diagnostics:
         return np.sum(self.volumes.ravel() * terms, axis=1)
 
     def _moments_frames(self, w: np.ndarray, total: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and covariance of each frame of weights `w` (as :func:`dg.moments`)."""
-        shape, nd, n = self.volumes.shape, len(self._centers), len(w)
-        x = [np.broadcast_to(c, shape).ravel() for c in self._centers]
-        h2 = [np.broadcast_to(h, shape).ravel() ** 2 / 12.0 for h in self._widths]
+        """Mean and covariance of each frame of weights `w` (as :func:`dg.moments`).
+
+        From the frames' marginals: the centres and widths vary along their
+        own axis only, so the sums over the cells are sums over one axis (the
+        means and variances) or two (the covariances) of marginal weights,
+        one pass over the frames per pair of axes.
+        """
+        nd, n = len(self._centers), len(w)
+        W = w.reshape((n, *self.volumes.shape))
+        x = [np.ravel(c) for c in self._centers]
+        h2 = [np.ravel(h) ** 2 / 12.0 for h in self._widths]
+        pairs = {}  # (a, b), b < a: the weights summed over the other axes, (n, N_b, N_a)
+        for a in range(nd):
+            for b in range(a):
+                others = tuple(k + 1 for k in range(nd) if k not in (a, b))
+                pairs[a, b] = W.sum(axis=others) if others else W
+        marginals = [W] if nd == 1 else [pairs[1, 0].sum(axis=2)]
+        marginals += [pairs[a, 0].sum(axis=1) for a in range(1, nd)]
         with np.errstate(divide="ignore", invalid="ignore"):
-            mean = np.stack([w @ xa for xa in x], axis=1) / total[:, None]
+            mean = np.stack([m @ xa for m, xa in zip(marginals, x)], axis=1) / total[:, None]
             cov = np.empty((n, nd, nd))
             d = [x[a][None, :] - mean[:, a : a + 1] for a in range(nd)]
             for a in range(nd):
-                cov[:, a, a] = np.einsum("fi,fi->f", w, d[a] * d[a] + h2[a]) / total
+                cov[:, a, a] = np.einsum("fi,fi->f", marginals[a], d[a] * d[a] + h2[a]) / total
                 for b in range(a):
-                    cov[:, a, b] = cov[:, b, a] = np.einsum("fi,fi->f", w, d[a] * d[b]) / total
+                    cross = np.einsum("fji,fj,fi->f", pairs[a, b], d[b], d[a])
+                    cov[:, a, b] = cov[:, b, a] = cross / total
         empty = ~(total > 0)  # everything absorbed: the moments are undefined
         mean[empty], cov[empty] = np.nan, np.nan
         return mean, cov
