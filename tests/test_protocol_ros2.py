@@ -53,6 +53,8 @@ def test_observed_order_two_with_fresh_and_with_stale_w(make, linear_solver):
             assert facs <= 5 and steps >= 160  # a slow protocol: W reused
         else:
             assert 1 < facs < steps / 4  # stiffness triples: W refreshed, still reused
+        # a W-method solves with its stale W as it is: no Richardson iterations to report
+        assert "richardson_iterations" not in ds.attrs
 
 
 def test_ros2_accurate_has_order_two_and_the_time_error_of_tr_bdf2():
@@ -174,3 +176,12 @@ def test_a_config_may_name_ros2_for_a_time_dependent_model(tmp_path):
     path.write_text(CONFIG.replace('"ros2"', '"ros3"'))
     with pytest.raises(ConfigError, match=r"unknown method 'ros3'; valid: .*also: ros2"):
         load_config(path)
+
+
+def test_richardson_iterations_are_reported_where_stale_solves_are_refined():
+    m = dragged()
+    p0 = fp.gaussian(m.grid, 0.5, 0.5)
+    kw = dict(save_every=1.0, linear_solver="reuse")
+    trbdf2 = m.solve(p0, 1.0, 0.05, "tr_bdf2", **kw)
+    assert trbdf2.attrs["richardson_iterations"] > 0
+    assert "richardson_iterations" not in m.solve(p0, 1.0, 0.05, "ros2", **kw).attrs

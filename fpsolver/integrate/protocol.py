@@ -150,6 +150,10 @@ class ProtocolStepper:
     name = ""
     order = 0
     adaptive = False
+    #: Whether a solve with a stale factorisation (``linear_solver="reuse"``) is
+    #: refined by Richardson iterations (reported as ``richardson_iterations``);
+    #: a W-method solves with its stale W as it is.
+    refines_stale_solves = True
 
     def __init__(
         self,
@@ -322,6 +326,7 @@ class ROS2Protocol(ProtocolStepper):
     (1, True)
     """
 
+    refines_stale_solves = False
     name = "ros2"
     order = 2
     #: Default largest relative change of the entries of L before W is refreshed.

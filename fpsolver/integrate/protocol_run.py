@@ -327,7 +327,7 @@ class _Loop:
         out["assemblies"] = self.gen.assemblies
         if s.adaptive:
             out["rejected_steps"] = s.rejected_steps
-        if s.linear.kind == "reuse":
+        if s.linear.kind == "reuse" and s.refines_stale_solves:
             out["richardson_iterations"] = s.linear.iterations
         return out
 
