@@ -45,7 +45,7 @@ from .core.model import Model
 from .core.protocol import ProtocolError
 from .core.schedule import SaveSchedule
 from .discrete.operator import Operator, discretize
-from .integrate.meanfield import MeanFieldConvergenceError
+from .integrate.meanfield import MEANFIELD_METHODS, MeanFieldConvergenceError
 from .integrate.steppers import METHODS
 from .integrate.trackers import Tracker
 from .io import open_result, save_result
@@ -87,6 +87,7 @@ __all__ = [
     "TimeDependentFokkerPlanck",
     "MeanFieldFokkerPlanck",
     "MeanFieldConvergenceError",
+    "MEANFIELD_METHODS",
     "ProtocolError",
     "jarzynski",
     "crooks",

@@ -321,6 +321,13 @@ def test_bad_method_names_the_valid_ones_and_a_config_may_ask_for_bdf2():
     u = np.full(16, 1 / TWO_PI)
     with pytest.raises(ValueError, match=r"one of 'backward_euler', 'bdf2' .* got 'rk4'"):
         m.solve(u, t_end=1.0, dt=0.1, method="rk4")
+    assert fp.MEANFIELD_METHODS == ("backward_euler", "bdf2")  # the names the error lists
+    # the save times follow the linear solver's SaveSchedule, checks included
+    assert m.solve(u, t_end=0.3, dt=0.1, save_at=[0.15]).time.values.tolist() == [0, 0.15, 0.3]
+    with pytest.raises(ValueError, match="beyond `t_end`"):
+        m.solve(u, t_end=0.3, dt=0.1, save_at=[0.5])
+    with pytest.raises(ValueError, match="either `save_every` or `save_at`"):
+        m.solve(u, t_end=0.3, dt=0.1, save_at=[0.1], save_every=0.1)
     data = {
         "grid": {"theta": [0, TWO_PI, 16], "periodic": ["theta"]},
         "model": {"temperature": 0.3, "interaction": "-cos(dtheta)"},

@@ -56,7 +56,7 @@ from .._version import __version__
 from ..core import diagnostics as dg
 from ..core.initial import density_array
 from ..core.meanfield import MeanFieldModel
-from ..core.schedule import positive
+from ..core.schedule import SaveSchedule, positive
 from ..discrete.meanfield import MeanFieldGenerator
 from .trackers import build_dataset
 
@@ -306,16 +306,6 @@ class _Frames:
         return ds
 
 
-def _save_times(t_end: float, dt: float, save_every, save_at) -> list[float]:
-    if save_at is not None:
-        times = sorted({float(s) for s in save_at if 0 < float(s) < t_end})
-    else:
-        every = dt if save_every is None else positive(save_every, "save_every")
-        k = int(np.floor(t_end / every + 1e-9))
-        times = [i * every for i in range(1, k + 1) if i * every < t_end * (1 - 1e-12)]
-    return [*times, t_end]
-
-
 def solve_meanfield(
     model: MeanFieldModel,
     p0: Any,
@@ -348,7 +338,8 @@ def solve_meanfield(
         backward-Euler step; a step that comes out non-positive is redone
         by backward Euler (counted in the attribute ``bdf2_fallbacks``).
     save_every, save_at : optional
-        As for :func:`fpsolver.solve`; default: every step.
+        As for :func:`fpsolver.solve` (a :class:`~fpsolver.SaveSchedule`: one
+        or the other, no time beyond `t_end`); default: every `dt`.
     tol : float
         Picard convergence test: L¹ residual ≤ tol · mass.
     max_iter, max_halvings : int
@@ -379,9 +370,11 @@ def solve_meanfield(
     frames.add(0.0, p, np.nan, 0)
     attrs = _attrs(model, gen, method, dt, tol)
     stepper = _Stepper(gen, method, tol=tol, max_iter=max_iter, max_halvings=max_halvings)
+    every = save_every if save_every is not None or save_at is not None else dt
+    schedule = SaveSchedule(t_end, every=every, at=save_at)  # every dt without either
     t, steps, h_next, its = 0.0, 0, dt, 0
     try:
-        for target in _save_times(t_end, dt, save_every, save_at):
+        for target in schedule.targets():
             while t < target * (1 - 1e-14):
                 h = min(h_next, target - t)
                 p, h_used, its = stepper.step(p, t, h)
