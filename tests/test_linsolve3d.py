@@ -292,3 +292,11 @@ def test_a_given_linear_rtol_is_kept_by_the_default():
     model, p0 = _coupled3d()
     ds = model.solve(p0, 1.0, save_at=[], linear_rtol=3e-9)
     assert ds.attrs["linear_rtol"] == 3e-9
+
+
+def test_default_keeps_the_fixed_tolerance_with_bicgstab():
+    """BiCGStab's error is rough: looser solves would leave negative densities."""
+    model = _rotating(14)
+    ds = model.solve(fp.gaussian(model.grid, (1, 1, 1), 0.25), 1.0, save_at=[])
+    assert ds.attrs["linear_solver"] == "bicgstab"
+    assert ds.attrs["linear_rtol"] == ls.DEFAULT_RTOL
