@@ -300,3 +300,27 @@ def test_default_keeps_the_fixed_tolerance_with_bicgstab():
     ds = model.solve(fp.gaussian(model.grid, (1, 1, 1), 0.25), 1.0, save_at=[])
     assert ds.attrs["linear_solver"] == "bicgstab"
     assert ds.attrs["linear_rtol"] == ls.DEFAULT_RTOL
+
+
+def test_a_resumed_default_run_keeps_its_chosen_solve_tolerance(tmp_path):
+    """The tolerance chosen from the target is part of the checkpointed state."""
+    model, p0 = _coupled3d()
+    path = tmp_path / "run.nc"
+    kw = dict(save_every=0.25, checkpoint=path)
+
+    class Stop(KeyboardInterrupt):
+        pass
+
+    def stop(t, p):
+        if t > 0.3:
+            raise Stop
+
+    full = model.solve(p0, 1.0, save_every=0.25)
+    with pytest.raises(Stop):
+        model.solve(p0, 1.0, callback=stop, **kw)
+    resumed = model.solve(p0, 1.0, resume=True, **kw)
+    assert full.attrs["linear_rtol"] > 10 * ls.DEFAULT_RTOL
+    assert resumed.attrs["linear_rtol"] == full.attrs["linear_rtol"]
+    V = model.grid.volumes.ravel()
+    bound = (2 * full.attrs["steps"] + 1) * full.attrs["linear_rtol"]  # both runs' solves
+    assert _l1(V, resumed.p.values[-1].ravel() - full.p.values[-1].ravel()) <= 2 * bound
