@@ -118,6 +118,8 @@ class Operator:
         """
         if self.model.is_tensor:
             return selling.links_reversible(self.model, self.links)
+        if not self.model.has_force and not any(self.grid.periodic):
+            return True  # no wrap to carry a tilt: no links needed (the separable path has none)
         return sg.links_reversible(self.model, self.links)
 
     @cached_property

@@ -335,12 +335,14 @@ class SeparableSolver:
         self.separable = separable
         self.n = separable.size
         self.iterations = 0
+        self._decompositions_before = separable.decompositions
         self.volumes: np.ndarray | None = None
 
     @property
     def factorizations(self) -> int:
-        """One-axis decompositions (eigendecompositions, propagators) built so far."""
-        return self.separable.decompositions
+        """One-axis decompositions (eigendecompositions, propagators) built since this
+        solver was made (the generator's caches may already hold some from earlier runs)."""
+        return self.separable.decompositions - self._decompositions_before
 
     def set_volumes(self, volumes: np.ndarray) -> None:
         """Cell volumes V for the mass correction (default: the factors' own)."""

@@ -1061,6 +1061,8 @@ def make_stepper(
     op = as_operator(model)
     if dt is None and not cls.adaptive:
         raise ValueError(f"`dt` is required for method={method!r} (a positive time step)")
+    if cls is SeparableExact:  # its factors, without assembling L
+        return cls(op, dt=dt, rtol=rtol, atol=atol, volumes=op.grid.volumes)
     linear = None
     if cls.uses_linear_solver:
         linear = LinearSolver.for_model(
