@@ -162,6 +162,28 @@ def test_extrapolated_reference_beats_the_fine_grid_on_p4():
     assert accuracy.l1(grid, extrapolated, exact) < accuracy.l1(grid, plain, exact) / 5
 
 
+@pytest.mark.parametrize("name", ["P4", "P6"])
+def test_grid_solution_is_exact_in_time_with_or_without_the_separable_path(name):
+    problem = problems.PROBLEMS[name]
+    model = problem.model(8)
+    assert (fp.discretize(model).separable is not None) == (name == "P4")
+    p0 = problem.initial(model)
+    ds = model.solve(p0, problem.t_end, dt=problem.t_end, method="exponential", save_at=[])
+    p = accuracy.grid_solution(problem, 8)
+    assert np.sum(model.grid.volumes * np.abs(p - ds.p[-1].values)) < 1e-11
+
+
+def test_runs_that_would_assemble_too_much_are_skipped_by_memory(monkeypatch):
+    P4 = problems.PROBLEMS["P4"]
+    pages = 24 * 2**30 // 4096  # a 24 GiB machine of 4 KiB pages
+    monkeypatch.setattr(accuracy.os, "sysconf", lambda k: 4096 if k == "SC_PAGE_SIZE" else pages)
+    assert "24 GiB" in accuracy.memory_skip(P4, "tr_bdf2", 432)  # 80 M cells × 900 B
+    assert "assembling L" in accuracy.memory_skip(P6, "default", 432)  # not separable
+    assert accuracy.memory_skip(P4, "default", 432) is None  # the exact separable path
+    assert accuracy.memory_skip(P4, "separable", 432) is None
+    assert accuracy.memory_skip(P4, "tr_bdf2", 144) is None  # 3 M cells: 2.5 GiB
+
+
 def test_cached_references_are_small():
     for path in (BENCH / "data").glob("*.npz"):
         assert path.stat().st_size < accuracy.CACHE_LIMIT
