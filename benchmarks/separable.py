@@ -18,8 +18,9 @@ Methods: ``method="separable"`` (exact in time, one step), TR-BDF2 with a
 fixed dt and the default linear solver, and the default call
 (``method=None`` without dt: the separable path up to 1024 cells an axis;
 only up to ``ADAPTIVE_CELLS`` cells). Every wall time is the whole
-``fp.solve`` call on a fresh model (assembly included); "propagate" is the
-exact propagation alone (``op.separable.propagate``, no N-D generator).
+``fp.solve`` call on a fresh model (the model's fields included; the separable
+path assembles no N-D generator, the stepping methods do); "propagate" is the
+exact propagation alone (``op.separable.propagate``).
 """
 
 from __future__ import annotations
@@ -130,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         f"# Separable models: exact propagation{' (quick)' if args.quick else ''}",
         "",
-        "One core; wall time of the whole `fp.solve` (assembly included). "
+        "One core; wall time of the whole `fp.solve` on a fresh model (the stepping "
+        "methods' assembly of L included). "
         '`× separable` is the wall time over that of `method="separable"`.',
         "",
         *rows,
@@ -140,8 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         "spatial error of the grid, and the others differ from it by their time error, "
         "of either sign. `L¹ vs separable`: against the exact-in-time result on the same "
         "grid, i.e. the time-stepping error alone. `propagate only` is "
-        "`op.separable.propagate` on a fresh model: the N-D generator is never assembled "
-        "(the `fp.solve` row includes assembling it and reading the factors off it). "
+        "`op.separable.propagate` on a fresh model, without `fp.solve`'s output and "
+        "diagnostics; neither assembles the N-D generator. "
         "Measured on a shared two-core machine: times of a few tenths of a second vary "
         "by about ±50 % from run to run.",
         "",
