@@ -356,3 +356,21 @@ def test_p4_error_is_the_spatial_one():
         errors.append(l1(m.grid, q, ou_density(m.grid, 1.0, 1.0, [1, 1, 1], 0.25, 1.0)))
     assert 1.7 < np.log2(errors[1] / errors[2]) < 2.3, errors
     assert p.min() >= 0.0
+
+
+def test_global_control_runs_on_the_separable_solver_stand_in():
+    """The stand-in has LinearSolver's interface, solve_error included (direct: 0)."""
+    from fpsolver.integrate.steppers import AdaptiveTRBDF2
+
+    g = fp.Grid(x=(-3, 3, 16), y=(-3, 3, 12))
+    op = fp.discretize(fp.FokkerPlanck(g, lambda x, y: x**2 / 2 + y**2))
+    lin = op.separable.solver()
+    lin.set_volumes(g.volumes)
+    s = AdaptiveTRBDF2(op.generator, lin, volumes=g.volumes, rtol=None)
+    s.plan(1.0)
+    t, p = 0.0, fp.gaussian(g, (1, 0), 0.2).values.ravel()
+    while t < 1.0:
+        t, p = s.step_to(t, p, 1.0)
+    exact = op.separable.propagate(fp.gaussian(g, (1, 0), 0.2).values.ravel(), 1.0)
+    assert float(g.volumes.ravel() @ np.abs(p - exact)) <= s.time_error_target
+    assert lin.solve_error == 0.0 and "linear_rtol" not in s.get_state()

@@ -303,8 +303,9 @@ class SeparableSolver:
 
     Same interface as :class:`~fpsolver.discrete.linsolve.LinearSolver`
     (``solve(c, b, x0=None, *, conserve=True)``, ``kind``,
-    ``factorizations``, ``iterations``, ``set_volumes``), so the implicit
-    steppers can use it. One eigendecomposition per distinct axis, reused
+    ``factorizations``, ``iterations``, ``solve_error``, ``set_volumes``), so
+    the implicit steppers can use it; its solves are direct (``solve_error``
+    stays 0). One eigendecomposition per distinct axis, reused
     for every c; each solve costs 4 N Σ_a n_a flops.
 
     Parameters
@@ -326,6 +327,8 @@ class SeparableSolver:
     """
 
     kind = "separable"
+    #: Direct solves commit no tolerance error (see LinearSolver.solve_error).
+    solve_error = 0.0
 
     def __init__(self, separable: SeparableGenerator) -> None:
         if not isinstance(separable, SeparableGenerator):

@@ -393,6 +393,10 @@ REFINE_MARGIN = 0.8
 #: 1e-7 (``benchmarks/accuracy.md``, P6 at 64³: a third fewer CG iterations).
 SOLVE_ERROR_FRACTION = 0.05
 
+#: The linear solver kinds whose tolerance the global control sets (CG on the
+#: symmetric form, with or without AMG).
+TUNED_KINDS = ("cg", "amg")
+
 #: The range of that linear tolerance: at most 1e-4 (looser solves pollute
 #: the local error estimate, measured on P6), at least 1e-12 (rounding).
 SOLVE_RTOL_RANGE = (1e-12, 1e-4)
@@ -741,14 +745,13 @@ class AdaptiveTRBDF2(TRBDF2):
         V, mass = self.volumes.reshape(self.shape), float(np.sum(self.volumes * np.abs(p)))
         # CG on the symmetric form only: BiCGStab's error is rough, and loose
         # solves leave negative densities (measured on a rotating drift)
-        tune = iterative and self.linear.kind in ("cg", "amg") and not self.linear.rtol_given
+        tune = self.linear.kind in TUNED_KINDS and not self.linear.rtol_given
         if tune:  # the trial's target is not known yet: the start's representation error
             guess = self.atol + TIME_ERROR_FRACTION * spatial_error_estimate(p, V)
             self.linear.rtol = _solve_rtol(guess, mass, round(span / math.ldexp(self.dt, k0)))
-        spent = self.linear.solve_error if self.linear is not None else 0.0
+        spent = self.linear.solve_error
         states, cubes = self._run(t, p, self._t_end, k0)
-        if self.linear is not None:
-            spent = self.linear.solve_error - spent
+        spent = self.linear.solve_error - spent
         before = states[-2][2] if len(states) > 1 else p
         g0 = self._estimate(before, k0, cubes)
         final = states[-1][2]
@@ -846,7 +849,7 @@ class AdaptiveTRBDF2(TRBDF2):
             state.update(t_end_planned=self._t_end, cubes=self._cubes)
             state.update(time_error_target=self.time_error_target)
             state.update(spatial_error=self.spatial_error)
-            if self.linear is not None and self.linear.kind != "lu":
+            if self.linear.kind in TUNED_KINDS:
                 state.update(linear_rtol=self.linear.rtol)
         if self.rtol is not None:
             state["rtol"] = self.rtol
@@ -863,7 +866,7 @@ class AdaptiveTRBDF2(TRBDF2):
             self._cubes = float(state["cubes"])
             self.time_error_target = float(state["time_error_target"])
             self.spatial_error = float(state["spatial_error"])
-            if "linear_rtol" in state and self.linear is not None:
+            if "linear_rtol" in state:
                 self.linear.rtol = float(state["linear_rtol"])
         self._replay.clear()
 
