@@ -25,6 +25,50 @@ def test_operator_properties_are_computed_once_and_shared():
     assert (other.generator != op.generator).nnz == 0
 
 
+def _energy(x, y):  # module level: picklable
+    return 0.5 * x**2 + y**4
+
+
+def test_model_and_operator_form_no_reference_cycle():
+    """Dropping a model frees its operator by reference counting, without gc."""
+    import gc
+    import weakref
+
+    m = fp.FokkerPlanck(fp.Grid(x=(-3, 3, 30), y=(-2, 2, 20)), _energy, 0.7)
+    m.generator()
+    refs = [weakref.ref(m), weakref.ref(m.operator), weakref.ref(m.operator.model)]
+    assert m.operator.model is not m and m.operator.model.energy is m.energy
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        del m
+        assert [r() for r in refs] == [None, None, None]
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def test_operator_of_a_temporary_model_keeps_its_physics():
+    op = fp.discretize(_model())  # the model itself is dropped at once
+    assert op.model.operator is op  # the copy finds its operator
+    assert op.generator.shape == (600, 600)
+    twin = op.model
+    L = op.generator
+    del op
+    assert (twin.operator.generator != L).nnz == 0  # rebuilt for the orphaned copy
+    assert twin.operator is twin.operator
+
+
+def test_pickled_model_leaves_its_operator_behind():
+    import pickle
+
+    m = fp.FokkerPlanck(fp.Grid(x=(-3, 3, 30), y=(-2, 2, 20)), _energy, 0.7)
+    L = m.generator()
+    back = pickle.loads(pickle.dumps(m))
+    assert "_operator" in vars(m) and "_operator" not in vars(back)
+    assert (back.generator() != L).nnz == 0
+
+
 def test_operator_numerics_accept_an_operator():
     m = _model()
     op = fp.discretize(m)

@@ -29,6 +29,7 @@ import numpy as np
 from ..core.boundary import Boundary
 from ..core.grid import Grid
 from ..core.model import Model
+from .fokker_planck import without_operator
 
 __all__ = [
     "CONNECT_TIMEOUT",
@@ -253,9 +254,4 @@ def shippable(model: Model) -> Model:
     The physics is shared, not copied; the workers rebuild the operator if
     they need it.
     """
-    state = {k: v for k, v in vars(model).items() if k != "operator"}
-    if len(state) == len(vars(model)):
-        return model
-    light = object.__new__(type(model))
-    vars(light).update(state)
-    return light
+    return without_operator(model)

@@ -10,7 +10,7 @@ this module.
 
 from __future__ import annotations
 
-from functools import cached_property
+import weakref
 from typing import Any
 
 import numpy as np
@@ -25,7 +25,33 @@ from .meanfield import MeanFieldFokkerPlanck
 from .protocol import TimeDependentFokkerPlanck
 from .runs import solve
 
-__all__ = ["FokkerPlanck"]
+__all__ = ["FokkerPlanck", "without_operator"]
+
+#: Where a model keeps its operator, and where the operator's copy of the
+#: model keeps a weak reference to that operator.
+_OPERATOR, _OWNER = "_operator", "_operator_owner"
+
+
+def without_operator(model: Model, copy: bool = False) -> Model:
+    """`model`'s physics without its cached operator (every field shared, not copied).
+
+    Parameters
+    ----------
+    model : Model
+    copy : bool
+        Return a new instance even when `model` carries no operator.
+
+    Returns
+    -------
+    Model
+        `model` itself when it carries no operator and `copy` is False.
+    """
+    state = {k: v for k, v in vars(model).items() if k not in (_OPERATOR, _OWNER)}
+    if len(state) == len(vars(model)) and not copy:
+        return model
+    light = object.__new__(type(model))
+    vars(light).update(state)
+    return light
 
 
 class FokkerPlanck(Model):
@@ -44,10 +70,39 @@ class FokkerPlanck(Model):
             return TimeDependentFokkerPlanck(*args, frozen_class=cls, **kwargs)
         return super().__new__(cls)
 
-    @cached_property
+    @property
     def operator(self) -> Operator:
-        """The discretised operator of this model (built once, on first use)."""
-        return Operator(self)
+        """The discretised operator of this model (built once, on first use).
+
+        The operator holds a copy of this model that shares every field
+        (:func:`without_operator`) and refers back to the operator weakly,
+        so a model and its operator form no reference cycle: dropping the
+        model frees the operator's matrices at once, not at the next run of
+        the garbage collector (which a loop over large models may not reach
+        for many iterations).
+
+        Examples
+        --------
+        >>> import fpsolver as fp
+        >>> m = fp.FokkerPlanck(fp.Grid(x=(0, 1, 5)), energy=lambda x: 3 * x)
+        >>> op = m.operator
+        >>> op is m.operator, op.model.operator is op, op.model.energy is m.energy
+        (True, True, True)
+        """
+        own = vars(self)
+        op = own.get(_OPERATOR)
+        if op is None and own.get(_OWNER) is not None:
+            op = own[_OWNER]()  # the operator whose copy this is, if still alive
+        if op is None:
+            twin = without_operator(self, copy=True)
+            op = Operator(twin)
+            vars(twin)[_OWNER] = weakref.ref(op)
+            own[_OPERATOR] = op  # the instance is frozen: set in its dict
+        return op
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The physics only: a pickled model leaves its operator behind."""
+        return vars(without_operator(self))
 
     # -- derived quantities (read from the operator) -----------------------
     def generator(self):
