@@ -581,6 +581,11 @@ def drift_stiffness(
     unstable for dt·λ > 2 and its stationary variance is off by a factor
     1/(1 − dt·λ/2): dt·λ should stay well below 1.
 
+    On the disc and the sphere, where the particles step in the plane or in
+    R³, f is the Cartesian drift and x_b the arc length along each axis:
+    the coordinate drift grows like 1/r² or 1/sin²θ near the centre and the
+    poles, which says nothing of the step's stability there.
+
     Examples
     --------
     >>> import fpsolver as fp
@@ -598,14 +603,39 @@ def drift_stiffness(
         return 0.0
     mesh = np.meshgrid(*axes, indexing="ij")
     pos = np.stack([m.ravel() for m in mesh])
-    drift = [np.reshape(f, mesh[0].shape) for f in _dynamics_for(model).drift(pos)]
+    dynamics = _dynamics_for(model)
+    embedded = getattr(dynamics, "embedded_drift", lambda _: None)(pos)
+    if embedded is None:  # the coordinates are Cartesian (or the particles step in them)
+        embedded = dynamics.drift(pos), [1.0] * len(axes), None
     total = np.zeros(mesh[0].shape)
-    for f in drift:
-        rate = sum(np.abs(np.gradient(f, c, axis=b)) for b, c in enumerate(axes))
-        total = np.maximum(total, rate)
+    for row in _jacobian_rows(mesh[0].shape, axes, *embedded):
+        total = np.maximum(total, sum(np.abs(j) for j in row))
     if where is not None:
         total = np.where(np.asarray(where)[take], total, 0.0)
     return float(np.max(total))
+
+
+def _jacobian_rows(shape: tuple, axes: list, drift: list, scale: list, frame: Any) -> list:
+    """∂f_i/∂x_j on the mesh, by central differences along the axes.
+
+    `scale` turns a coordinate derivative into one per unit length, and
+    `frame` (``(D, nd, m)``, the axes' unit vectors as Cartesian columns;
+    None: the axes are Cartesian) turns derivatives along the axes into
+    Cartesian ones.
+    """
+    scale = [np.reshape(np.broadcast_to(h, np.shape(drift[0])), shape) for h in scale]
+    rows = []
+    for f in drift:
+        along = [
+            np.gradient(np.reshape(f, shape), c, axis=b) / scale[b] for b, c in enumerate(axes)
+        ]
+        if frame is None:
+            rows.append(along)
+        else:
+            rows.append(
+                [sum(d * np.reshape(e[b], shape) for b, d in enumerate(along)) for e in frame]
+            )
+    return rows
 
 
 def _warn_if_stiff(model: Model, dt: float, start: np.ndarray) -> None:
@@ -1329,6 +1359,26 @@ class _CurvedDynamics:
             return [self.k * d / h[a] ** 2 for a, d in enumerate(drive)]
         K, _ = self._coordinate_tensor(pos)
         return [sum(K[a, b] * drive[b] for b in range(self.nd)) for a in range(self.nd)]
+
+    def embedded_drift(self, pos: np.ndarray) -> tuple[list[np.ndarray], list, np.ndarray] | None:
+        """On the disc and the sphere, where the particles move without the chart.
+
+        Returns the drift of :meth:`drift` as a Cartesian vector field (R²
+        or R³; smooth through the centre and the poles), the scale factors
+        h_b that turn a coordinate derivative into one per unit length, and
+        the unit vectors ê_b as Cartesian columns, shape ``(D, nd, m)``;
+        None on other grids.
+        """
+        if self.kind not in ("polar", "sphere"):
+            return None
+        h = [np.broadcast_to(x, pos[0].shape) for x in self.scale(list(pos))]
+        hat = [h[a] * v for a, v in enumerate(self.drift(pos))]  # frame components
+        if self.kind == "polar":
+            c, s = np.cos(pos[1]), np.sin(pos[1])
+            frame = np.array([[c, -s], [s, c]])
+        else:
+            frame = _sphere_frame(pos[0], pos[1])
+        return [frame[i, 0] * hat[0] + frame[i, 1] * hat[1] for i in range(len(frame))], h, frame
 
     def increment(
         self, pos: np.ndarray, noise: np.ndarray, tmp: np.ndarray, dt: float
