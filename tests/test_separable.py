@@ -360,7 +360,7 @@ def test_p4_error_is_the_spatial_one():
 
 def test_global_control_runs_on_the_separable_solver_stand_in():
     """The stand-in has LinearSolver's interface, solve_error included (direct: 0)."""
-    from fpsolver.integrate.steppers import AdaptiveTRBDF2
+    from fpsolver.integrate.steppers import PILOT_STEPS, AdaptiveTRBDF2
 
     g = fp.Grid(x=(-3, 3, 16), y=(-3, 3, 12))
     op = fp.discretize(fp.FokkerPlanck(g, lambda x, y: x**2 / 2 + y**2))
@@ -374,3 +374,6 @@ def test_global_control_runs_on_the_separable_solver_stand_in():
     exact = op.separable.propagate(fp.gaussian(g, (1, 0), 0.2).values.ravel(), 1.0)
     assert float(g.volumes.ravel() @ np.abs(p - exact)) <= s.time_error_target
     assert lin.solve_error == 0.0 and "linear_rtol" not in s.get_state()
+    # a direct solver: the short trial of a factorisation, not the iterative one
+    assert s.rejected_steps in (0, PILOT_STEPS)
+    assert (s.rejected_steps or s.steps) == PILOT_STEPS, (s.steps, s.rejected_steps)

@@ -397,6 +397,10 @@ SOLVE_ERROR_FRACTION = 0.05
 #: symmetric form, with or without AMG).
 TUNED_KINDS = ("cg", "amg")
 
+#: Direct linear solver kinds: the sparse LU and the separable stand-in (fast
+#: diagonalisation). Any other kind is iterative and gets the longer trial.
+DIRECT_KINDS = ("lu", "separable")
+
 #: The range of that linear tolerance: at most 1e-4 (looser solves pollute
 #: the local error estimate, measured on P6), at least 1e-12 (rounding).
 SOLVE_RTOL_RANGE = (1e-12, 1e-4)
@@ -739,7 +743,7 @@ class AdaptiveTRBDF2(TRBDF2):
     def _choose_level(self, t: float, p: np.ndarray, span: float) -> None:
         """The trial run, the target, and the rung of the run (see the class notes)."""
         self._t_end, self._replay_start = t + span, t
-        iterative = self.linear is not None and self.linear.kind != "lu"
+        iterative = self.linear is not None and self.linear.kind not in DIRECT_KINDS
         pilot = PILOT_STEPS_ITERATIVE if iterative else PILOT_STEPS
         k0 = math.floor(math.log2(span / pilot / self.dt) + LAND)
         V, mass = self.volumes.reshape(self.shape), float(np.sum(self.volumes * np.abs(p)))
