@@ -97,10 +97,14 @@ __all__ = [
 #: Longest axis handled (dense n × n algebra per axis).
 MAX_AXIS = 4096
 
-#: Longest axis for which the exact path is the cheaper default (see
-#: :attr:`SeparableGenerator.preferred`): at 1024² it takes seconds where a
-#: sparse LU of the 2-D grid takes minutes (``benchmarks/separable.md``).
-AUTO_MAX_AXIS = 1024
+#: Longest axis for which the exact path is the default (see
+#: :attr:`SeparableGenerator.preferred`): every axis it handles. Its cost grows
+#: like n³ an axis, as does that of time stepping to the grid's accuracy (n²
+#: cells, steps ∝ n), with a far smaller constant: on one core 6.1 s at 1024²
+#: and 16.6 s at 1536², where a sparse LU run of 100 steps takes 100 s and
+#: 318 s, and the LU of a 2048² grid needs about 15 GiB
+#: (``benchmarks/separable.md``).
+AUTO_MAX_AXIS = MAX_AXIS
 
 #: Relative tolerance of the separability tests on cell values.
 _RTOL = 1e-12
@@ -205,8 +209,9 @@ class SeparableGenerator:
         """Whether exact propagation is the cheaper default for this grid.
 
         True for 2-D and 3-D grids whose axes have at most
-        :data:`AUTO_MAX_AXIS` cells: there the per-axis dense algebra
-        (seconds an axis at most) is small beside sparse time stepping
+        :data:`AUTO_MAX_AXIS` cells: there the per-axis dense algebra (on
+        one core 6.1 s at 1024², 42 s at 2048²) is small
+        beside sparse time stepping to the same accuracy
         (``benchmarks/separable.md``).
         """
         return 2 <= self.ndim <= 3 and max(self.shape) <= AUTO_MAX_AXIS
