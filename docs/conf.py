@@ -96,7 +96,7 @@ API_GROUPS = [
     (
         "Physics: grids, models, initial densities (`fpsolver.core`)",
         ["core", "core.grid", "core.model", "core.boundary", "core.initial", "core.schedule",
-         "core.diagnostics", "core.analytic", "core.threads"],
+         "core.diagnostics", "core.analytic", "core.threads", "core.memory"],
     ),
     (
         "The discretised operator (`fpsolver.discrete`)",

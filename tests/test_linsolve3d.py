@@ -84,6 +84,29 @@ def test_lu_stays_for_1d_2d_and_small_3d():
     assert choose_linear_solver(drift) == "lu"
 
 
+def test_a_2d_grid_too_large_for_lu_is_solved_iteratively_with_a_warning(monkeypatch):
+    """The LU estimate (180·log2 N bytes a cell) against half of the available memory."""
+    assert ls.lu_2d_bytes(1024**2) == pytest.approx(3.5 * 2**30, rel=0.01)  # measured 3.54
+    model = fp.FokkerPlanck(fp.Grid(x=(-2, 2, 40), y=(-2, 2, 40)), lambda x, y: x**2 + y**4)
+    drift = fp.FokkerPlanck.from_drift(model.grid, lambda x, y: (-x - y, x - y))
+    p0 = fp.gaussian(model.grid, (0.5, 0.0), 0.1)
+    lu = model.solve(p0, 0.5, dt=0.05, method="tr_bdf2", save_at=[])
+    monkeypatch.setattr(ls, "available_memory", lambda: 2 * ls.lu_2d_bytes(1600) - 1)
+    with pytest.warns(RuntimeWarning, match=r"40×40 grid would need about .*='cg' instead"):
+        assert choose_linear_solver(model) == "cg"
+    with pytest.warns(RuntimeWarning, match="='bicgstab' instead"):
+        assert choose_linear_solver(drift) == "bicgstab"
+    with pytest.warns(RuntimeWarning, match="='cg' instead"):
+        ds = model.solve(p0, 0.5, dt=0.05, method="tr_bdf2", save_at=[])
+    assert ds.attrs["linear_solver"] == "cg"
+    V = model.grid.volumes.ravel()
+    assert _l1(V, (ds.p[-1] - lu.p[-1]).values.ravel()) < 1e-6  # 20 solves of rtol 1e-7
+    monkeypatch.setattr(ls, "available_memory", lambda: 2 * ls.lu_2d_bytes(1600))
+    assert choose_linear_solver(model) == "lu"  # fits: no warning (errors in this suite)
+    monkeypatch.setattr(ls, "available_memory", lambda: None)
+    assert choose_linear_solver(model) == "lu"  # unknown: as before
+
+
 def test_non_reversible_3d_gets_bicgstab_and_errors_name_the_choices():
     model = _rotating(12)
     assert choose_linear_solver(model) == "bicgstab"

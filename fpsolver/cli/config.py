@@ -82,7 +82,6 @@ import difflib
 import inspect
 import keyword
 import math
-import os
 import sys
 import unicodedata
 from collections.abc import Callable, Mapping
@@ -92,6 +91,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.memory import available_memory
 from .expr import (
     FUNCTIONS,
     PREDEFINED,
@@ -426,34 +426,6 @@ def figure_memory(dpi: int) -> int:
     """
     width, height = FIGURE_INCHES
     return 2 * 4 * int(width * dpi) * int(height * dpi)
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available to this process, or None when unknown.
-
-    The least of ``MemAvailable`` (``/proc/meminfo``), a cgroup limit
-    (``memory.max`` or ``memory.limit_in_bytes``) and the physical memory
-    (``SC_PAGE_SIZE · SC_PHYS_PAGES``), where each can be read.
-    """
-    found = []
-    try:
-        found.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    except (AttributeError, ValueError, OSError):
-        pass
-    for path, prefix, scale in (
-        ("/proc/meminfo", "MemAvailable:", 1024),
-        ("/sys/fs/cgroup/memory.max", "", 1),
-        ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "", 1),
-    ):
-        try:
-            with open(path, encoding="ascii") as fh:
-                for line in fh:
-                    if line.startswith(prefix) and line[len(prefix) :].split()[0].isdigit():
-                        found.append(int(line[len(prefix) :].split()[0]) * scale)
-                        break
-        except (OSError, ValueError, IndexError):
-            continue
-    return min(found) if found else None
 
 
 def _gigabytes(nbytes: float) -> str:

@@ -84,6 +84,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from scipy.linalg import blas
 
+from ..core.memory import available_memory
 from .operator import Model, Operator, as_operator
 
 __all__ = [
@@ -93,6 +94,7 @@ __all__ = [
     "ESCALATE_ITERATIONS",
     "LinearSolver",
     "choose_linear_solver",
+    "lu_2d_bytes",
     "lu_cost_estimate",
 ]
 
@@ -131,6 +133,15 @@ _LU_SECONDS = (0.14, 2.2)
 #: Forcing LU on a 3-D grid warns when the estimate exceeds either limit.
 _LU_WARN = (2.0 * 2**30, 30.0)
 
+#: Peak bytes a cell of a 2-D run with SuperLU, over log2(cells): the fill
+#: grows like N log N (P2 and P5 with TR-BDF2 from 256² to 1536²,
+#: ``benchmarks/lu_memory.md``).
+LU_2D_BYTES_PER_CELL_LOG2 = 180.0
+
+#: ``"auto"`` on a 2-D grid solves iteratively when the sparse LU would need
+#: more than this share of the memory available (:func:`available_memory`).
+AUTO_LU_MEMORY_SHARE = 0.5
+
 
 def _key(c: float) -> float:
     return float(f"{c:.12e}")
@@ -167,7 +178,11 @@ def choose_linear_solver(model: Model | Operator, kind: str = "auto") -> str:
 
     ``"auto"`` picks ``"cg"`` for reversible 3-D models with more than
     ``AUTO_ITERATIVE_SIZE`` cells, ``"bicgstab"`` for other 3-D models of
-    that size and ``"lu"`` otherwise (1-D and 2-D grids, small 3-D grids).
+    that size and ``"lu"`` otherwise (1-D and 2-D grids, small 3-D grids),
+    except on a 2-D grid whose sparse LU would need more than
+    ``AUTO_LU_MEMORY_SHARE`` of the available memory (about 15 GiB at
+    2048²; :func:`lu_2d_bytes`): there it solves iteratively too (``"cg"``
+    or ``"bicgstab"``) and says so in a warning.
 
     Examples
     --------
@@ -190,6 +205,18 @@ def choose_linear_solver(model: Model | Operator, kind: str = "auto") -> str:
         g = op.grid
         if g.ndim >= 3 and g.size > AUTO_ITERATIVE_SIZE:
             return "cg" if _symmetric_ok(op) else "bicgstab"
+        if g.ndim == 2 and _lu_too_large(g.size):
+            kind = "cg" if _symmetric_ok(op) else "bicgstab"
+            warnings.warn(
+                f"a sparse LU of this {g.shape[0]}×{g.shape[1]} grid would need about "
+                f"{lu_2d_bytes(g.size) / 2**30:.3g} GiB, more than "
+                f"{AUTO_LU_MEMORY_SHARE:.0%} of the memory available: solving with "
+                f"linear_solver={kind!r} instead (slower, little memory); pass "
+                "linear_solver='lu' to insist",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return kind
         return "lu"
     if kind in ("cg", "amg") and not op.reversible:
         raise ValueError(
@@ -202,6 +229,23 @@ def choose_linear_solver(model: Model | Operator, kind: str = "auto") -> str:
             "scaling sqrt(V/q) in double precision; use 'bicgstab' or 'lu'"
         )
     return kind
+
+
+def lu_2d_bytes(cells: int) -> float:
+    """Peak bytes of a time-stepping run with a sparse LU on a 2-D grid (estimate).
+
+    Examples
+    --------
+    >>> round(lu_2d_bytes(1024**2) / 2**30, 1)  # measured: 3.5 GiB
+    3.5
+    """
+    cells = max(float(cells), 2.0)
+    return LU_2D_BYTES_PER_CELL_LOG2 * np.log2(cells) * cells
+
+
+def _lu_too_large(cells: int) -> bool:
+    avail = available_memory()
+    return avail is not None and lu_2d_bytes(cells) > AUTO_LU_MEMORY_SHARE * avail
 
 
 def _symmetric_ok(op: Operator) -> bool:
