@@ -463,28 +463,49 @@ def _reference_links(model):
 
 
 def _reference_antisymmetric(model, q):
-    """{(i, i + e_a): β} of a 2-D model: Ψ = T mean(A) H(q) at the vertices, zero on walls.
+    """{(i, i + e_a): β}, one face at a time, in 2-D and 3-D.
 
-    H is the harmonic mean of q over the four cells around the vertex.
+    Ψ^{ab} on each edge (a vertex in 2-D): T mean(A^{ab}) H(q) over the four
+    cells around it, times the widths along the other axes (the edge's
+    length), zero on a bounded wall; H is the harmonic mean. The face
+    normal to a takes β = Σ_{b≠a} [Ψ^{ab}] across it, with Ψ^{ba} = −Ψ^{ab}.
     """
     g = model.grid
-    nx, ny = g.shape
-    A = 0.5 * (model.mobility_tensor()[0, 1] - model.mobility_tensor()[1, 0])
+    shape, nd, T = g.shape, g.ndim, model.temperature
+    K = model.mobility_tensor()
 
-    def psi(vx, vy):  # vertex between cells (vx - 1, vx) and (vy - 1, vy)
-        if not g.periodic[0] and vx in (0, nx) or not g.periodic[1] and vy in (0, ny):
+    def psi(a, b, cell, va, vb):  # a < b: the edge at vertex (va, vb) of axes a, b
+        if (not g.periodic[a] and va in (0, shape[a])) or (
+            not g.periodic[b] and vb in (0, shape[b])
+        ):
             return 0.0
-        cells = [((vx - 1 + a) % nx, (vy - 1 + b) % ny) for a in (0, 1) for b in (0, 1)]
-        mean_a = 0.25 * sum(A[c] for c in cells)
-        return model.temperature * mean_a * 4.0 / sum(1.0 / q[c] for c in cells)
+        around = []
+        for da in (0, 1):
+            for db in (0, 1):
+                c = list(cell)
+                c[a], c[b] = (va - 1 + da) % shape[a], (vb - 1 + db) % shape[b]
+                around.append(tuple(c))
+        mean_a = 0.25 * sum(0.5 * (K[(a, b, *c)] - K[(b, a, *c)]) for c in around)
+        length = np.prod([g.widths[c][cell[c]] for c in range(nd) if c not in (a, b)])
+        return T * mean_a * 4.0 / sum(1.0 / q[c] for c in around) * length
+
+    def signed(a, b, cell, va, vb):
+        return psi(a, b, cell, va, vb) if a < b else -psi(b, a, cell, vb, va)
 
     beta = {}
-    for x, y in np.ndindex(g.shape):
-        i = x * ny + y
-        if g.periodic[0] or x + 1 < nx:
-            beta[(i, ((x + 1) % nx) * ny + y)] = psi(x + 1, y + 1) - psi(x + 1, y)
-        if g.periodic[1] or y + 1 < ny:
-            beta[(i, x * ny + (y + 1) % ny)] = -(psi(x + 1, y + 1) - psi(x, y + 1))
+    for cell in np.ndindex(shape):
+        for a in range(nd):
+            if not g.periodic[a] and cell[a] + 1 == shape[a]:
+                continue
+            up = list(cell)
+            up[a] = (cell[a] + 1) % shape[a]
+            key = (np.ravel_multi_index(cell, shape), np.ravel_multi_index(tuple(up), shape))
+            beta[key] = sum(
+                signed(a, b, cell, cell[a] + 1, cell[b] + 1)
+                - signed(a, b, cell, cell[a] + 1, cell[b])
+                for b in range(nd)
+                if b != a
+            )
     return beta
 
 
@@ -551,6 +572,27 @@ REFERENCE = {
         lambda x, y, z: 0.5 * x**2 + np.cos(y) + 0.3 * z**2 + 0.2 * x * z,
         0.6,
         mobility=K3,
+    ),
+    "3d antisymmetric, periodic, uneven": lambda: fp.FokkerPlanck(
+        fp.Grid(
+            x=np.array([-2.0, -1.2, -0.1, 0.5, 1.4, 2.0]),
+            y=(-np.pi, np.pi, 6),
+            z=np.array([-2.0, -0.7, 0.2, 2.0]),
+            periodic="y",
+        ),
+        lambda x, y, z: 0.5 * x**2 + np.cos(y) + 0.3 * z**2 + 0.2 * x * z,
+        0.6,
+        mobility=K3 + 3.0 * A3,  # strong enough for hybrid faces
+    ),
+    "3d antisymmetric field, absorbing": lambda: fp.FokkerPlanck(
+        fp.Grid(x=(-2, 2, 5), y=(-2, 2, 4), z=(-2, 2, 6)),
+        lambda x, y, z: 0.5 * (x**2 + y**2 + z**2) + 0.2 * x * y,
+        0.7,
+        mobility=lambda x, y, z: (
+            K3[:, :, None, None, None]
+            + A3[:, :, None, None, None] * (1.0 + 0.5 * np.sin(x + 2 * y - z))
+        ),
+        boundary={"z": "absorbing"},
     ),
 }
 
