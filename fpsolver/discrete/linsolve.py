@@ -240,7 +240,7 @@ def lu_2d_bytes(cells: int) -> float:
     3.5
     """
     cells = max(float(cells), 2.0)
-    return LU_2D_BYTES_PER_CELL_LOG2 * np.log2(cells) * cells
+    return float(LU_2D_BYTES_PER_CELL_LOG2 * np.log2(cells) * cells)
 
 
 def _lu_too_large(cells: int) -> bool:
