@@ -202,9 +202,12 @@ class Setup:
 
 #: 2-D grid ladder: divisors of the 1152² reference with a partner among 576², 384².
 GRIDS_2D = (32, 48, 64, 96, 128, 192, 288, 384, 576)
+#: P2 (separable, so its exact path reaches 3456²) goes on to 1728² for 1e-5:
+#: divisors of its 3456² reference with a partner among 1728², 1152².
+GRIDS_P2 = (*GRIDS_2D, 864, 1152, 1728)
 FULL = (
     Setup("P1", (100, 200, 400, 800, 1600, 3200, 6400), (1e-3, 1e-4, 1e-5)),
-    Setup("P2", GRIDS_2D, (1e-2, 1e-3, 1e-4, 1e-5), 1152, (576, 384)),
+    Setup("P2", GRIDS_P2, (1e-2, 1e-3, 1e-4, 1e-5), 3456, (1728, 1152)),
     Setup("P5", GRIDS_2D, (1e-2, 1e-3, 1e-4, 1e-5), 1152, (576, 384)),
     Setup("P4", (16, 24, 32, 48, 96, 144, 432), (3e-2, 1e-2, 1e-3, 1e-4)),
     Setup("P6", (16, 32, 64, 128), (3e-2, 1e-2, 1e-3, 1e-4), 256, (128, 64)),
@@ -251,24 +254,42 @@ def l1(grid: fp.Grid, p: np.ndarray, q: np.ndarray) -> float:
 
 
 def exact_solution(problem: P.Problem, n: int) -> tuple[np.ndarray, int, float]:
-    """The n-grid solution at t_end, exact in time: (p, terms, seconds)."""
+    """The n-grid solution at t_end, exact in time: (p, terms, seconds).
+
+    A separable model is propagated along each axis by its 1-D
+    eigendecompositions (nothing assembled: P2 reaches 3456², P4 432³;
+    terms = 0); the others by :func:`chebyshev_expm` (terms: its products).
+    """
     model = problem.model(n)
+    p0 = problem.initial(model).values
     t0 = time.perf_counter()
-    p, terms = chebyshev_expm(model, problem.initial(model).values, problem.t_end)
+    sep = fp.discretize(model).separable
+    if sep is None:
+        p, terms = chebyshev_expm(model, p0, problem.t_end)
+    else:
+        p, terms = sep.propagate(p0, problem.t_end), 0
     return p, terms, time.perf_counter() - t0
 
 
 def grid_solution(problem: P.Problem, n: int) -> np.ndarray:
-    """The n-grid solution at t_end, exact in time, for the table of spatial errors.
+    """The n-grid solution at t_end, exact in time, for the table of spatial errors."""
+    return exact_solution(problem, n)[0]
 
-    A separable model is propagated along each axis (nothing assembled, so
-    P4 reaches 432³); the others by :func:`exact_solution`.
-    """
+
+#: The two exact integrations of a separable reference are compared on the
+#: finest ladder grid of at most this many cells.
+CROSS_CHECK_CELLS = 50_000
+
+
+def cross_check(setup: Setup) -> dict:
+    """L¹ distance of separable propagation and Chebyshev on one small grid."""
+    problem = setup.problem
+    n = max(m for m in setup.grids if m**problem.ndim <= CROSS_CHECK_CELLS)
     model = problem.model(n)
-    sep = fp.discretize(model).separable
-    if sep is None:
-        return exact_solution(problem, n)[0]
-    return sep.propagate(problem.initial(model).values, problem.t_end)
+    p0 = problem.initial(model).values
+    sep = fp.discretize(model).separable.propagate(p0, problem.t_end)
+    cheb, _ = chebyshev_expm(model, p0, problem.t_end)
+    return {"check_grid": n, "check_l1": l1(model.grid, sep, cheb)}
 
 
 def fingerprint(setup: Setup) -> str:
@@ -312,6 +333,8 @@ def compute_reference(setup: Setup) -> Reference:
             "seconds": round(secs, 1),
         }
     )
+    if not terms:  # separable: checked against the Chebyshev expansion
+        ref.info.update(cross_check(setup))
     plain = {}
     for a in setup.partners:
         pa, _, s = exact_solution(problem, a)
@@ -623,22 +646,36 @@ def scan_family(problem, family, grids, level, refs, budget, log, failures) -> l
 #: 2.1 M cells). The exact separable path assembles nothing (P4 at 192³: 157).
 ASSEMBLED_BYTES_PER_CELL = 900
 
+#: Peak resident bytes per cell of a 2-D run with a sparse LU, divided by
+#: log2(cells): the fill of the factors grows like N log N (P2 with TR-BDF2,
+#: BDF2 or the adaptive method: 3150 bytes a cell at 576², 3440 at 768², 3630
+#: at 1024²).
+LU_BYTES_PER_CELL_LOG2 = 180
+
 #: A run that would need more than this share of the machine's memory is skipped.
 MEMORY_SHARE = 0.5
 
 
-def memory_skip(problem: P.Problem, family: str, n: int) -> str | None:
-    """Why `family` is not run on grid `n` (too large to assemble L here), or None."""
+def memory_need(problem: P.Problem, family: str, n: int) -> tuple[float, str]:
+    """Estimated peak bytes of `family` on grid `n`, and what they are for."""
+    cells = problem.grid(n).size
     if family == "separable" or (
         family == "default" and fp.discretize(problem.model(8)).separable is not None
     ):
-        return None  # nothing assembled (the default's exact path on a separable model)
-    need = ASSEMBLED_BYTES_PER_CELL * problem.grid(n).size
+        return 0.0, ""  # nothing assembled (the default's exact path on a separable model)
+    if problem.ndim == 2 and family != "exponential":
+        return LU_BYTES_PER_CELL_LOG2 * math.log2(cells) * cells, "the sparse LU"
+    return ASSEMBLED_BYTES_PER_CELL * cells, "assembling L"
+
+
+def memory_skip(problem: P.Problem, family: str, n: int) -> str | None:
+    """Why `family` is not run on grid `n` (too large for this machine), or None."""
+    need, what = memory_need(problem, family, n)
     have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     if need <= MEMORY_SHARE * have:
         return None
     return (
-        f"not run on N = {n}: assembling L needs about {need / 2**30:.0f} GiB, "
+        f"not run on N = {n}: {what} needs about {need / 2**30:.0f} GiB, "
         f"more than half of this machine's {have / 2**30:.0f} GiB"
     )
 
@@ -875,9 +912,15 @@ def reference_text(setup: Setup, ref: Reference) -> str:
     i = ref.info
     a, f = i["pair"]
     power = "²³"[setup.problem.ndim - 2]
+    how = (
+        f"Chebyshev, {i['terms']} products, truncation < 1e-14"
+        if i["terms"]
+        else "separable: 1-D eigendecompositions per axis, which agree with the Chebyshev "
+        f"expansion to {i['check_l1']:.0e} in L¹ on {i['check_grid']}{power}"
+    )
     text = (
         f"Reference: {f}{power} cells integrated exactly in time "
-        f"(Chebyshev, {i['terms']} products, truncation < 1e-14), Richardson-extrapolated "
+        f"({how}), Richardson-extrapolated "
         f"with {a}{power} (computed in {i['seconds']:.0f} s"
         f"{', read from the cache' if i.get('cached') else ''}). Estimated L¹ error of the "
         f"plain {f} solution: "

@@ -182,6 +182,26 @@ def test_runs_that_would_assemble_too_much_are_skipped_by_memory(monkeypatch):
     assert accuracy.memory_skip(P4, "default", 432) is None  # the exact separable path
     assert accuracy.memory_skip(P4, "separable", 432) is None
     assert accuracy.memory_skip(P4, "tr_bdf2", 144) is None  # 3 M cells: 2.5 GiB
+    P2, P5 = problems.PROBLEMS["P2"], problems.PROBLEMS["P5"]
+    # 2-D: the sparse LU's fill, 180·log2(N) bytes a cell (N = 4096²: 67 GiB)
+    assert "the sparse LU" in accuracy.memory_skip(P5, "default", 4096)
+    assert "the sparse LU" in accuracy.memory_skip(P2, "bdf2", 4096)
+    assert accuracy.memory_skip(P2, "default", 4096) is None  # separable
+    assert accuracy.memory_skip(P2, "tr_bdf2", 1024) is None  # 3.6 GiB
+    need, _ = accuracy.memory_need(P5, "tr_bdf2", 576)
+    assert 2.9e3 < need / 576**2 < 3.4e3  # measured: 3150 bytes a cell at 576²
+
+
+def test_separable_reference_agrees_with_chebyshev():
+    """A separable reference is integrated per axis and checked against Chebyshev."""
+    setup = accuracy.Setup("P2", (8, 12, 16), (1e-2,), 32, (16,))
+    p, terms, _ = accuracy.exact_solution(setup.problem, 16)
+    assert terms == 0  # the separable path, not the expansion
+    check = accuracy.cross_check(setup)
+    assert check["check_grid"] == 16 and check["check_l1"] < 1e-12
+    model = setup.problem.model(16)
+    cheb, _ = accuracy.chebyshev_expm(model, setup.problem.initial(model).values, 5.0)
+    assert accuracy.l1(model.grid, p, cheb) < 1e-12
 
 
 def test_cached_references_are_small():
