@@ -134,8 +134,9 @@ _LU_SECONDS = (0.14, 2.2)
 _LU_WARN = (2.0 * 2**30, 30.0)
 
 #: Peak bytes a cell of a 2-D run with SuperLU, over log2(cells): the fill
-#: grows like N log N (P2 and P5 with TR-BDF2 from 256² to 1536²,
-#: ``benchmarks/lu_memory.md``).
+#: grows like N log N. P2 and P5 with TR-BDF2 from 256² to 1536² measure
+#: 0.83 to 0.98 of this estimate, the ratio rising slowly with the size
+#: (``benchmarks/lu_memory.md``).
 LU_2D_BYTES_PER_CELL_LOG2 = 180.0
 
 #: ``"auto"`` on a 2-D grid solves iteratively when the sparse LU would need
