@@ -30,12 +30,12 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse
-import multiprocessing as mp
 import resource
 import time
 from pathlib import Path
 
 import numpy as np
+from problems import in_fresh_process  # the sibling module
 
 import fpsolver as fp
 from fpsolver.cli.demo import double_well_model
@@ -68,14 +68,7 @@ def _memory_case(n: int, label: str, queue) -> None:
 
 def memory_table(n: int) -> list[str]:
     """Peak memory of each run of :data:`MEMORY_RUNS` in its own fresh process."""
-    ctx = mp.get_context("spawn")
-    rows = []
-    for label in MEMORY_RUNS:
-        queue = ctx.Queue()
-        proc = ctx.Process(target=_memory_case, args=(n, label, queue))
-        proc.start()
-        rows.append(queue.get())
-        proc.join()
+    rows = [in_fresh_process(_memory_case, n, label) for label in MEMORY_RUNS]
     ref = rows[0]
     lines = [
         f"## Peak memory on P2 ({n}²) to t = 5, each run in a fresh process",

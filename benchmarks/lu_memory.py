@@ -24,7 +24,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse
-import multiprocessing as mp
 import resource
 import sys
 import time
@@ -64,17 +63,6 @@ def _case(name: str, n: int, queue) -> None:
     )  # fmt: skip
 
 
-def measure(name: str, n: int) -> dict:
-    """Run :func:`_case` in a fresh spawned process."""
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_case, args=(name, n, queue))
-    proc.start()
-    out = queue.get()
-    proc.join()
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="P2 on 64² and 128² only")
@@ -91,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     ratios = []
     for name, n in cases:
-        r = measure(name, n)
+        r = P.in_fresh_process(_case, name, n)
         cells = n * n
         estimate = lu_2d_bytes(cells)
         ratios.append(r["growth"] / estimate)
@@ -105,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         f"# Memory of a sparse LU on 2-D grids{' (quick)' if args.quick else ''}",
         "",
         "Growth of the peak resident set of a fresh process (one thread) over four "
-        "TR-BDF2 steps with `linear_solver=\"lu\"` (SuperLU, COLAMD ordering), after "
+        'TR-BDF2 steps with `linear_solver="lu"` (SuperLU, COLAMD ordering), after '
         "the model and its generator are built, against `lu_2d_bytes` = 180·log2(cells) "
         "bytes a cell, the estimate of the automatic solver choice.",
         "",

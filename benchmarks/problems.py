@@ -33,10 +33,12 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse
+import multiprocessing as mp
 import platform
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy.special import ndtr
@@ -47,6 +49,7 @@ __all__ = [
     "MB_MINIMA",
     "PROBLEMS",
     "Problem",
+    "in_fresh_process",
     "machine",
     "muller_brown",
     "ou_cell_averages",
@@ -267,6 +270,21 @@ def ou_cell_averages(grid: fp.Grid, mean0, variance0: float, t: float) -> np.nda
         shape = [1] * grid.ndim
         shape[axis] = -1
         out = out * (np.diff(cdf) / np.diff(edges)).reshape(shape)
+    return out
+
+
+def in_fresh_process(target: Callable, *args: Any) -> Any:
+    """``target(*args, queue)`` alone in a fresh spawned process; what it puts on the queue.
+
+    The scripts that measure memory use it: the peak resident set of a fresh
+    process belongs to that one case.
+    """
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=target, args=(*args, queue))
+    proc.start()
+    out = queue.get()
+    proc.join()
     return out
 
 

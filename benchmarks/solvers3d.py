@@ -50,11 +50,11 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse
-import multiprocessing as mp
 import time
 from pathlib import Path
 
 import numpy as np
+from problems import in_fresh_process  # the sibling module
 
 DT, STEPS = 0.05, 20
 #: (label, LinearSolver options or a special key, tolerance); None: the solver's default.
@@ -377,13 +377,7 @@ def stationary_case(n: int, queue) -> None:
 
 
 def run(target, n: int) -> dict:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=target, args=(n, queue))
-    proc.start()
-    result = queue.get()
-    proc.join()
-    return result
+    return in_fresh_process(target, n)
 
 
 def _fmt(x: float | None, spec: str = ".1e") -> str:

@@ -30,12 +30,12 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse
-import multiprocessing as mp
 import resource
 import time
 from pathlib import Path
 
 import numpy as np
+from problems import in_fresh_process  # the sibling module
 
 
 def _rss_mib() -> float:
@@ -136,13 +136,7 @@ def case(kind: str, n: int, queue) -> None:
 
 
 def run(kind: str, n: int) -> dict:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=case, args=(kind, n, queue))
-    proc.start()
-    result = queue.get()
-    proc.join()
-    return result
+    return in_fresh_process(case, kind, n)
 
 
 def _coarsen(p: np.ndarray, factor: int) -> np.ndarray:
