@@ -608,12 +608,16 @@ def options_for(family: str, n: int, t_end: float, kmax: int) -> list[Option]:
     return [Option(family, n, dt=t_end / 2**k) for k in range(2, kmax + 1)]
 
 
-def scan_family(problem, family, grids, level, refs, budget, log, failures) -> list[Trial]:
+def scan_family(
+    problem, family, grids, level, refs, budget, log, failures, skipped=None
+) -> list[Trial]:
     """Walk `family`'s ladder on each grid until it reaches `level` or runs too long.
 
     A ladder stops at its first success, at a failure (a method that does
     not apply), or when a run took longer than ``budget()`` seconds: a
-    finer dt or rtol would only take longer.
+    finer dt or rtol would only take longer. ``exponential`` is not run on
+    a grid where its estimated time exceeds the budget; why goes into the
+    dict `skipped` (family → text), for the table.
     """
     trials = []
     for n in grids:
@@ -622,6 +626,11 @@ def scan_family(problem, family, grids, level, refs, budget, log, failures) -> l
             estimate = exponential_seconds(problem, n)
             if estimate > budget():
                 log(f"  exponential on {n}: skipped (estimated {estimate:.0f} s)")
+                if skipped is not None:
+                    skipped[family] = (
+                        f"not run on N = {n}: estimated {estimate:.0f} s (about 2 t_end "
+                        f"max|L_ii| products), over the {budget():.0f} s budget"
+                    )
                 continue
         for option in options_for(family, n, problem.t_end, kmax=16):
             try:
@@ -726,7 +735,9 @@ def scan_level(setup: Setup, level: float, spatial: dict, refs: dict, cap: float
                 result.skipped[family] = why
             else:
                 grids.append(n)
-        trials = scan_family(problem, family, grids, level, refs, budget, log, result.failures)
+        trials = scan_family(
+            problem, family, grids, level, refs, budget, log, result.failures, result.skipped
+        )
         hits = [t for t in trials if t.error <= level]
         if hits:  # the default on its coarsest grid that reaches the level
             key = (lambda t: (t.option.n, t.wall)) if family == "default" else (lambda t: t.wall)

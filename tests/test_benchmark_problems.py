@@ -192,6 +192,18 @@ def test_runs_that_would_assemble_too_much_are_skipped_by_memory(monkeypatch):
     assert 2.9e3 < need / 576**2 < 3.4e3  # measured: 3150 bytes a cell at 576²
 
 
+def test_an_exponential_run_over_the_budget_is_listed_as_skipped():
+    problem = problems.PROBLEMS["P2"]
+    skipped, logged = {}, []
+    trials = accuracy.scan_family(
+        problem, "exponential", [48], 1e-2, {}, lambda: 0.0, logged.append, [], skipped
+    )
+    assert trials == [] and "skipped" in logged[0]
+    assert skipped["exponential"].startswith("not run on N = 48: estimated")
+    r = accuracy.LevelResult(1e-2, [48], skipped=skipped)
+    assert any("| exponential | not run on N = 48" in row for row in accuracy.family_table([r]))
+
+
 def test_separable_reference_agrees_with_chebyshev():
     """A separable reference is integrated per axis and checked against Chebyshev."""
     setup = accuracy.Setup("P2", (8, 12, 16), (1e-2,), 32, (16,))
