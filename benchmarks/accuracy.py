@@ -72,6 +72,7 @@ if str(HERE) not in sys.path:
 import problems as P  # the sibling module (benchmarks/ is not a package)
 
 import fpsolver as fp
+from fpsolver.discrete.linsolve import lu_2d_bytes
 
 DATA = HERE / "data"
 #: Largest reference file kept in ``benchmarks/data`` (bytes); larger ones go to
@@ -655,12 +656,6 @@ def scan_family(
 #: 2.1 M cells). The exact separable path assembles nothing (P4 at 192³: 157).
 ASSEMBLED_BYTES_PER_CELL = 900
 
-#: Peak resident bytes per cell of a 2-D run with a sparse LU, divided by
-#: log2(cells): the fill of the factors grows like N log N (P2 with TR-BDF2,
-#: BDF2 or the adaptive method: 3150 bytes a cell at 576², 3440 at 768², 3630
-#: at 1024²).
-LU_BYTES_PER_CELL_LOG2 = 180
-
 #: A run that would need more than this share of the machine's memory is skipped.
 MEMORY_SHARE = 0.5
 
@@ -673,7 +668,7 @@ def memory_need(problem: P.Problem, family: str, n: int) -> tuple[float, str]:
     ):
         return 0.0, ""  # nothing assembled (the default's exact path on a separable model)
     if problem.ndim == 2 and family != "exponential":
-        return LU_BYTES_PER_CELL_LOG2 * math.log2(cells) * cells, "the sparse LU"
+        return lu_2d_bytes(cells), "the sparse LU"  # the estimate of linear_solver="auto"
     return ASSEMBLED_BYTES_PER_CELL * cells, "assembling L"
 
 

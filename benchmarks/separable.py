@@ -13,7 +13,7 @@ Writes a markdown table (one core) of wall time and accuracy for
   p0 = N((−1, 0), 0.04 I), t = 5) at 512², 1024², 1536² and 2048² (full run
   only), against the exact-in-time separable result on the same grid (so the
   number is the time-stepping error). At 2048² the sparse LU of the stepping
-  methods would need about 15 GiB (``LU_BYTES_PER_CELL_LOG2``), so only the exact
+  methods would need about 15 GiB (``lu_2d_bytes``), so only the exact
   path runs.
 
 Methods: ``method="separable"`` (exact in time, one step), TR-BDF2 with a
@@ -40,10 +40,7 @@ import numpy as np
 
 import fpsolver as fp
 from fpsolver.core.analytic import ou_density
-
-#: Peak bytes a cell of a 2-D TR-BDF2 run with SuperLU: about 180·log2(cells)
-#: (measured 3150 at 576², 3420 at 768², 3630 at 1024²).
-LU_BYTES_PER_CELL_LOG2 = 180
+from fpsolver.discrete.linsolve import lu_2d_bytes
 
 
 def p4(n: int):
@@ -107,7 +104,7 @@ def rows_for(name: str, build, n: int, dt: float) -> list[str]:
         )
         print(out[-1], flush=True)
     if dt is None:
-        gib = LU_BYTES_PER_CELL_LOG2 * np.log2(grid.size) * grid.size / 2**30
+        gib = lu_2d_bytes(grid.size) / 2**30
         out.append(
             f"| {name} | {shape} | tr_bdf2 | lu | not run: the sparse LU needs about "
             f"{gib:.0f} GiB | | | | |"

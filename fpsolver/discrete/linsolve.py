@@ -204,10 +204,11 @@ def choose_linear_solver(model: Model | Operator, kind: str = "auto") -> str:
     op = as_operator(model)
     if kind == "auto":
         g = op.grid
-        if g.ndim >= 3 and g.size > AUTO_ITERATIVE_SIZE:
-            return "cg" if _symmetric_ok(op) else "bicgstab"
-        if g.ndim == 2 and _lu_too_large(g.size):
-            kind = "cg" if _symmetric_ok(op) else "bicgstab"
+        large_3d = g.ndim >= 3 and g.size > AUTO_ITERATIVE_SIZE
+        if not large_3d and not (g.ndim == 2 and _lu_too_large(g.size)):
+            return "lu"
+        kind = "cg" if _symmetric_ok(op) else "bicgstab"
+        if not large_3d:
             warnings.warn(
                 f"a sparse LU of this {g.shape[0]}×{g.shape[1]} grid would need about "
                 f"{lu_2d_bytes(g.size) / 2**30:.3g} GiB, more than "
@@ -217,8 +218,7 @@ def choose_linear_solver(model: Model | Operator, kind: str = "auto") -> str:
                 RuntimeWarning,
                 stacklevel=3,
             )
-            return kind
-        return "lu"
+        return kind
     if kind in ("cg", "amg") and not op.reversible:
         raise ValueError(
             f"`linear_solver`={kind!r} needs the symmetric form, which exists only for "

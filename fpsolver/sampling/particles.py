@@ -1373,11 +1373,7 @@ class _CurvedDynamics:
             return None
         h = [np.broadcast_to(x, pos[0].shape) for x in self.scale(list(pos))]
         hat = [h[a] * v for a, v in enumerate(self.drift(pos))]  # frame components
-        if self.kind == "polar":
-            c, s = np.cos(pos[1]), np.sin(pos[1])
-            frame = np.array([[c, -s], [s, c]])
-        else:
-            frame = _sphere_frame(pos[0], pos[1])
+        frame = _disc_frame(pos[1]) if self.kind == "polar" else _sphere_frame(pos[0], pos[1])
         return [frame[i, 0] * hat[0] + frame[i, 1] * hat[1] for i in range(len(frame))], h, frame
 
     def increment(
@@ -1454,8 +1450,7 @@ class _CurvedDynamics:
         """K_cart = R K̂ Rᵀ at Cartesian points of the disc, ``(2, 2, m)``."""
         r = np.hypot(x, y)
         phi = _angle_into(np.arctan2(y, x), self.lo[1], self.hi[1])
-        c, s = np.cos(phi), np.sin(phi)
-        R = np.array([[c, -s], [s, c]])
+        R = _disc_frame(phi)
         return np.einsum("aim,ijm,bjm->abm", R, self._frame([r, phi]), R)
 
     def _tensor_disc(self, pos: np.ndarray, noise: np.ndarray, dt: float) -> list[Any]:
@@ -1465,8 +1460,8 @@ class _CurvedDynamics:
         d = self._drive(pos)
         g_hat = [d[0], d[1] / np.maximum(r, 1e-300)]  # frame components of F − ∇E
         v = [Kf[a, 0] * g_hat[0] + Kf[a, 1] * g_hat[1] for a in range(2)]
-        c, s = np.cos(phi), np.sin(phi)
-        R = np.array([[c, -s], [s, c]])
+        R = _disc_frame(phi)
+        c, s = R[0, 0], R[1, 0]
         w = _symmetric_root(np.einsum("aim,ijm,bjm->abm", R, Kf, R), noise)
         w *= np.sqrt(2.0 * self.T * dt)
         x = r * c + dt * (v[0] * c - v[1] * s) + w[0]
@@ -1543,6 +1538,12 @@ class _CurvedDynamics:
         pos[1] = _angle_into(np.arctan2(y, x), self.lo[1], self.hi[1])
         s2 = 2.0 * self.T * dt / a**2
         return [s2 * Kf[0, 0], s2 * Kf[1, 1] / np.maximum(np.sin(pos[0]), 1e-300) ** 2]
+
+
+def _disc_frame(phi: np.ndarray) -> np.ndarray:
+    """The unit vectors (ê_r, ê_φ) in R² as columns, shape ``(2, 2, m)``."""
+    c, s = np.cos(phi), np.sin(phi)
+    return np.array([[c, -s], [s, c]])
 
 
 def _sphere_frame(th: np.ndarray, phi: np.ndarray) -> np.ndarray:
