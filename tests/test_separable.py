@@ -104,6 +104,23 @@ def test_generator_is_the_kronecker_sum_of_the_one_axis_generators(name):
 
 
 @pytest.mark.parametrize("name", CASES)
+def test_unassembled_product_is_the_generators_and_is_the_steppers_L(name):
+    model = CASES[name]
+    op = fp.discretize(model)
+    p = np.random.default_rng(3).random(model.grid.size)
+    Lp = op.generator @ p
+    scale = float(np.max(np.abs(Lp)))
+    assert np.max(np.abs(op.separable.apply(p) - Lp)) <= 1e-13 * scale
+    shaped = op.separable.apply(p.reshape(model.grid.shape))
+    assert shaped.shape == model.grid.shape
+    stepper = make_stepper("separable", model)
+    assert stepper.L.shape == op.generator.shape
+    assert np.max(np.abs(stepper.L @ p - Lp)) <= 1e-13 * scale
+    with pytest.raises(ValueError, match="values; the grid has"):
+        op.separable.apply(p[:-1])
+
+
+@pytest.mark.parametrize("name", CASES)
 def test_factors_read_off_the_assembled_generator_agree(name):
     model = CASES[name]
     op = fp.discretize(model)

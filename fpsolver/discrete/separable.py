@@ -75,6 +75,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+import scipy.sparse.linalg as spla
 
 from ..core.grid import Grid
 from ..core.model import Model
@@ -189,6 +190,7 @@ class SeparableGenerator:
         self._twin = [_first_equal(self.factors, a) for a in range(self.ndim)]
         self._propagators: OrderedDict[float, tuple[np.ndarray, ...]] = OrderedDict()
         self._modes: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._sparse: list[sp.csr_array] | None = None
 
     def __repr__(self) -> str:
         axes = ", ".join(f"{f.name}: {n}" for f, n in zip(self.factors, self.shape))
@@ -227,6 +229,41 @@ class SeparableGenerator:
         total = sp.csr_array(total)
         total.eliminate_zeros()
         return total
+
+    def apply(self, p: Any) -> np.ndarray:
+        """L p = Σ_a (I ⊗ … ⊗ L_a ⊗ … ⊗ I) p, without assembling L.
+
+        `p` flat or of the grid shape; the result has the shape of `p`. Each
+        L_a is applied as a sparse matrix along its axis: about 6 N flops an
+        axis.
+
+        Examples
+        --------
+        >>> import numpy as np, fpsolver as fp
+        >>> g = fp.Grid(x=(-3, 3, 12), y=(-2, 2, 8))
+        >>> op = fp.discretize(fp.FokkerPlanck(g, lambda x, y: x**2 / 2 + y**4))
+        >>> p = np.random.default_rng(0).random(g.size)
+        >>> bool(np.allclose(op.separable.apply(p), op.generator @ p, rtol=1e-13, atol=1e-12))
+        True
+        """
+        arr = np.asarray(p, dtype=float)
+        if arr.size != self.size:
+            raise ValueError(f"`p` has {arr.size} values; the grid has {self.size} cells")
+        x = arr.reshape(self.shape)
+        out = np.zeros(self.shape)
+        for a, M in enumerate(self._sparse_generators()):
+            moved = np.moveaxis(x, a, 0).reshape(self.shape[a], -1)
+            out += np.moveaxis((M @ moved).reshape(np.moveaxis(x, a, 0).shape), 0, a)
+        return out.reshape(arr.shape)
+
+    def as_linear_operator(self) -> spla.LinearOperator:
+        """L as a :class:`scipy.sparse.linalg.LinearOperator` (:meth:`apply`; nothing assembled)."""
+        return spla.LinearOperator((self.size, self.size), matvec=self.apply, dtype=float)
+
+    def _sparse_generators(self) -> list[sp.csr_array]:
+        if self._sparse is None:
+            self._sparse = [sp.csr_array(f.generator) for f in self.factors]
+        return self._sparse
 
     def volumes(self) -> np.ndarray:
         """⊗ V_a (grid shape): the cell volumes up to a constant factor."""

@@ -928,7 +928,9 @@ class SeparableExact(Stepper):
         The generator (its factors are read off it, which needs `volumes`
         of the grid shape), an operator (its ``separable``), or the factors.
     linear : ignored
-        The stepper's ``linear`` is a
+        The stepper's ``L`` is the Kronecker sum as a
+        :class:`~scipy.sparse.linalg.LinearOperator` (nothing assembled),
+        its ``linear`` a
         :class:`~fpsolver.discrete.separable.SeparableSolver` on the same
         factors (``kind`` "separable"; its ``factorizations`` count the
         one-axis propagators built).
@@ -961,6 +963,7 @@ class SeparableExact(Stepper):
         shaped = options.get("volumes")
         super().__init__(L, None, **options)
         self.separable = _separable_of(L, shaped)
+        self.L = self.separable.as_linear_operator()  # L p without assembling L
         self.linear = self.separable.solver()
         if self.dt is None:
             rate = sum(float(np.max(-np.diag(g))) for g in self.separable.generators)
