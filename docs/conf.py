@@ -101,7 +101,7 @@ API_GROUPS = [
     (
         "The discretised operator (`fpsolver.discrete`)",
         ["discrete", "discrete.operator", "discrete.sg", "discrete.nullspace",
-         "discrete.linsolve", "discrete.separable"],
+         "discrete.linsolve", "discrete.lu", "discrete.separable"],
     ),
     (
         "Time integration (`fpsolver.integrate`)",

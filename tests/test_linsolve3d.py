@@ -85,8 +85,9 @@ def test_lu_stays_for_1d_2d_and_small_3d():
 
 
 def test_a_2d_grid_too_large_for_lu_is_solved_iteratively_with_a_warning(monkeypatch):
-    """The LU estimate (180·log2 N bytes a cell) against half of the available memory."""
-    assert ls.lu_2d_bytes(1024**2) == pytest.approx(3.5 * 2**30, rel=0.01)  # measured 3.54
+    """The LU estimate (100·log2 N bytes a cell) against half of the available memory."""
+    measured = 1746 * 2**20  # P5 at 1024², benchmarks/lu_memory.md
+    assert 0.8 < measured / ls.lu_2d_bytes(1024**2) < 1.0
     model = fp.FokkerPlanck(fp.Grid(x=(-2, 2, 40), y=(-2, 2, 40)), lambda x, y: x**2 + y**4)
     drift = fp.FokkerPlanck.from_drift(model.grid, lambda x, y: (-x - y, x - y))
     p0 = fp.gaussian(model.grid, (0.5, 0.0), 0.1)
@@ -126,11 +127,11 @@ def test_non_reversible_3d_gets_bicgstab_and_errors_name_the_choices():
 
 def test_forcing_lu_on_a_huge_3d_grid_warns_with_an_estimate():
     nbytes, seconds = lu_cost_estimate(96**3)
-    assert nbytes > 50 * 2**30 and seconds > 3600
+    assert nbytes > 20 * 2**30 and seconds > 1800
     with pytest.warns(
-        RuntimeWarning, match=r"linear_solver='lu' on a 3-D grid of 64,000 cells.*GiB"
+        RuntimeWarning, match=r"linear_solver='lu' on a 3-D grid of 110,592 cells.*GiB"
     ):
-        LinearSolver.for_model(_p4(40), "lu")
+        LinearSolver.for_model(_p4(48), "lu")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         LinearSolver.for_model(_p4(16), "lu")  # 0.14 s: no warning

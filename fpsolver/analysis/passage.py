@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 
 from ..core.grid import call_field
+from ..discrete.lu import sparse_lu
 from ..discrete.operator import Model, Operator, as_operator
 
 __all__ = ["backward_generator", "cell_set", "mean_first_passage_time", "committor"]
@@ -102,7 +102,7 @@ def _solve_backward(op: Operator, fixed: np.ndarray, values: np.ndarray, rhs: fl
     known = np.flatnonzero(fixed)
     A = sp.csc_array(Lb[free][:, free])
     b = np.full(free.size, rhs) - Lb[free][:, known] @ values[known]
-    lu = spla.splu(A)
+    lu = sparse_lu(A)
     x = lu.solve(b)
     x += lu.solve(b - A @ x)
     u = values.astype(float).copy()

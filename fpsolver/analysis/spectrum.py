@@ -41,6 +41,7 @@ import scipy.linalg as la
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from ..discrete.lu import sparse_lu
 from ..discrete.operator import Model, Operator, as_operator
 
 __all__ = ["spectrum"]
@@ -64,7 +65,7 @@ def _reduced_solver(A: sp.csr_array, r: int):
     """Solve A y = b with y_r = 0 and equation r dropped (A singular, rank n − 1)."""
     n = A.shape[0]
     keep = np.r_[0:r, r + 1 : n]
-    lu = spla.splu(sp.csc_array(A[keep][:, keep]), diag_pivot_thresh=0.0)
+    lu = sparse_lu(A[keep][:, keep], diag_pivot_thresh=0.0)
 
     def solve(b: np.ndarray) -> np.ndarray:
         y = np.zeros(n)

@@ -85,6 +85,7 @@ import scipy.sparse.linalg as spla
 from scipy.linalg import blas
 
 from ..core.memory import available_memory
+from .lu import LU_ORDERING, sparse_lu
 from .operator import Model, Operator, as_operator
 
 __all__ = [
@@ -94,8 +95,10 @@ __all__ = [
     "ESCALATE_ITERATIONS",
     "LinearSolver",
     "choose_linear_solver",
+    "LU_ORDERING",
     "lu_2d_bytes",
     "lu_cost_estimate",
+    "sparse_lu",
 ]
 
 LINEAR_SOLVERS = ("auto", "lu", "cg", "amg", "bicgstab")
@@ -126,18 +129,19 @@ EXTRA_CACHE_BYTES = 256 * 2**20
 #: used: beyond it the diagonal scaling would overflow in double precision.
 _MAX_LOG_SPREAD = 600.0
 
-#: Fit of SuperLU (COLAMD ordering) on 3-D 7-point generators, 16³ to 32³:
-#: factor entries ≈ 1.23e6 (n/4096)^1.6, seconds ≈ 0.14 (n/4096)^2.2.
-_LU_FILL = (1.23e6, 1.6)
-_LU_SECONDS = (0.14, 2.2)
+#: Fit of :func:`~fpsolver.discrete.lu.sparse_lu` on 3-D 7-point generators,
+#: 16³ to 32³ (``benchmarks/lu_memory.md``): factor entries ≈ 6.1e5
+#: (n/4096)^1.56, seconds ≈ 0.18 (n/4096)^1.82.
+_LU_FILL = (6.1e5, 1.56)
+_LU_SECONDS = (0.18, 1.82)
 #: Forcing LU on a 3-D grid warns when the estimate exceeds either limit.
 _LU_WARN = (2.0 * 2**30, 30.0)
 
 #: Peak bytes a cell of a 2-D run with SuperLU, over log2(cells): the fill
 #: grows like N log N. P2 and P5 with TR-BDF2 from 256² to 1536² measure
-#: 0.83 to 0.98 of this estimate, the ratio rising slowly with the size
-#: (``benchmarks/lu_memory.md``).
-LU_2D_BYTES_PER_CELL_LOG2 = 180.0
+#: 81 to 91 (``benchmarks/lu_memory.md``; 150 to 176 with SuperLU's default
+#: COLAMD ordering).
+LU_2D_BYTES_PER_CELL_LOG2 = 100.0
 
 #: ``"auto"`` on a 2-D grid solves iteratively when the sparse LU would need
 #: more than this share of the memory available (:func:`available_memory`).
@@ -159,15 +163,15 @@ def _has_pyamg() -> bool:
 def lu_cost_estimate(cells: int) -> tuple[float, float]:
     """Bytes and seconds of one sparse LU factorisation of a 3-D generator.
 
-    A power-law fit of SuperLU (default COLAMD ordering, one core) on cubic
-    grids from 16³ to 32³; it grows like n^1.6 in memory and n^2.2 in time,
-    so it is a warning, not a promise.
+    A power-law fit of :func:`~fpsolver.discrete.lu.sparse_lu` (one core) on
+    cubic grids from 16³ to 32³ (``benchmarks/lu_memory.md``); it grows like
+    n^1.56 in memory and n^1.82 in time, so it is a warning, not a promise.
 
     Examples
     --------
     >>> nbytes, seconds = lu_cost_estimate(96**3)
-    >>> round(nbytes / 2**30), round(seconds / 3600)
-    (75, 5)
+    >>> round(nbytes / 2**30), round(seconds / 60)
+    (30, 53)
     """
     ratio = max(float(cells), 1.0) / 4096.0
     nbytes = 12.0 * _LU_FILL[0] * ratio ** _LU_FILL[1]
@@ -181,7 +185,7 @@ def choose_linear_solver(model: Model | Operator, kind: str = "auto") -> str:
     ``AUTO_ITERATIVE_SIZE`` cells, ``"bicgstab"`` for other 3-D models of
     that size and ``"lu"`` otherwise (1-D and 2-D grids, small 3-D grids),
     except on a 2-D grid whose sparse LU would need more than
-    ``AUTO_LU_MEMORY_SHARE`` of the available memory (about 15 GiB at
+    ``AUTO_LU_MEMORY_SHARE`` of the available memory (about 8.6 GiB at
     2048²; :func:`lu_2d_bytes`): there it solves iteratively too (``"cg"``
     or ``"bicgstab"``) and says so in a warning.
 
@@ -237,8 +241,8 @@ def lu_2d_bytes(cells: int) -> float:
 
     Examples
     --------
-    >>> round(lu_2d_bytes(1024**2) / 2**30, 1)  # measured: 3.5 GiB
-    3.5
+    >>> round(lu_2d_bytes(1024**2) / 2**30, 2)  # measured: 1.70 GiB (P5), 1.71 (P2)
+    1.95
     """
     cells = max(float(cells), 2.0)
     return float(LU_2D_BYTES_PER_CELL_LOG2 * np.log2(cells) * cells)
@@ -488,7 +492,7 @@ class LinearSolver:
         """The solver for `c` and the bytes it holds."""
         self.factorizations += 1
         if self.kind == "lu":
-            lu = spla.splu(sp.csc_matrix(self._eye - c * self.L))
+            lu = sparse_lu(self._eye - c * self.L)
             return lu, 12 * int(lu.L.nnz + lu.U.nnz) + 8 * self.n
         if self.kind == "bicgstab":
             A = sp.csr_matrix(self._eye - c * self.L)

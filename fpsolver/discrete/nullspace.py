@@ -73,6 +73,8 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from .lu import sparse_lu
+
 __all__ = ["ITERATIVE_SIZE", "null_vector", "refine_tails", "scaled_residual"]
 
 #: Grids with more cells than this and a 3-D stencil (≥ 6 entries per row on
@@ -92,7 +94,7 @@ def _reduced(L: sp.csr_array, vol: np.ndarray, r: int) -> np.ndarray:
     A = sp.csc_array(L[keep][:, keep])
     b = -L[keep][:, [r]].toarray().ravel()
     # A is a non-singular M-matrix with (V-weighted) dominant columns: no pivoting needed.
-    lu = spla.splu(A, diag_pivot_thresh=0.0)
+    lu = sparse_lu(A, diag_pivot_thresh=0.0)
     x = lu.solve(b)
     x += lu.solve(b - A @ x)  # one step of iterative refinement
     p = np.empty(n)
@@ -112,7 +114,7 @@ def _inverse_iteration(L: sp.csr_array, vol: np.ndarray, iterations: int = 3) ->
     n = vol.size
     scale = float(np.max(np.abs(L.diagonal()))) or 1.0
     A = sp.csc_array(sp.identity(n, format="csc") - (1e12 / scale) * L)
-    lu = spla.splu(A, diag_pivot_thresh=0.0)
+    lu = sparse_lu(A, diag_pivot_thresh=0.0)
     p = np.full(n, 1.0 / float(vol.sum()))
     for _ in range(iterations):
         p = lu.solve(p)

@@ -50,13 +50,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from scipy.sparse.linalg import LinearOperator, gmres, splu
+from scipy.sparse.linalg import LinearOperator, gmres
 
 from .._version import __version__
 from ..core import diagnostics as dg
 from ..core.initial import density_array
 from ..core.meanfield import MeanFieldModel
 from ..core.schedule import SaveSchedule, positive
+from ..discrete.lu import sparse_lu
 from ..discrete.meanfield import MeanFieldGenerator
 from .trackers import build_dataset
 
@@ -147,7 +148,7 @@ def implicit_step(
         history.append(residual)
         if k == max_iter or (len(history) > 4 and history[-1] > 0.5 * history[-5]):
             break  # out of iterations, or stagnating
-        lu = splu(A)
+        lu = sparse_lu(A)
         if residual <= tol:  # Newton has converged: polish by one M-matrix solve
             it, exact = lu.solve(rhs), True
             continue

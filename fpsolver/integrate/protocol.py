@@ -49,9 +49,9 @@ from collections import OrderedDict
 from typing import Any
 
 import numpy as np
-from scipy.sparse.linalg import splu
 
 from ..core.schedule import positive, substeps
+from ..discrete.lu import sparse_lu
 from ..discrete.protocol import Snapshot, TimeDependentGenerator
 
 __all__ = [
@@ -110,7 +110,7 @@ class ProtocolLinearSolver:
         key = (snap.t, c)
         lu = self._lu.get(key)
         if lu is None:
-            lu = splu(self.gen.shifted(snap, c))
+            lu = sparse_lu(self.gen.shifted(snap, c))
             self.factorizations += 1
             self._lu[key] = lu
             while len(self._lu) > 6:
@@ -365,7 +365,7 @@ class ROS2Protocol(ProtocolStepper):
             data = snap.L.data
             floor = 1e-6 * float(np.max(np.abs(data))) if data.size else 1.0
             inv = 1.0 / (np.abs(data) + floor)
-            self._w = (c, splu(self.gen.shifted(snap, c)), data, inv)
+            self._w = (c, sparse_lu(self.gen.shifted(snap, c)), data, inv)
             self.linear.factorizations += 1
         return self._w[1]
 
