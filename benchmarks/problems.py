@@ -246,6 +246,59 @@ def restrict(p: np.ndarray, fine: fp.Grid, factor: int) -> np.ndarray:
     return mass / volume
 
 
+def prolong(c: np.ndarray, factor: int) -> np.ndarray:
+    """Sub-cell averages of the cell averages `c` of a smooth field, `factor` per axis.
+
+    Along each axis in turn, the parabola whose averages over three
+    neighbouring cells are theirs (centred on the cell, one-sided at the
+    two ends) is averaged over each sub-cell. The sub-cells of a cell
+    average to its value exactly, and the result is exact for a
+    polynomial of degree ≤ 2 along each axis: error O(h³) on a smooth
+    field. For uniform cells along each axis (the benchmark grids).
+
+    Parameters
+    ----------
+    c : numpy.ndarray
+        Cell averages on the coarse grid, at least 3 cells per axis.
+    factor : int
+        Sub-cells per cell and axis.
+
+    Returns
+    -------
+    numpy.ndarray
+        Averages on the grid with `factor` times as many cells per axis.
+
+    Examples
+    --------
+    >>> c = np.array([1.0, 7.0, 19.0]) / 3  # averages of x² over [0, 1], [1, 2], [2, 3]
+    >>> (prolong(c, 2) * 12).round(9).tolist()  # 12 × averages of x² over halves
+    [1.0, 7.0, 19.0, 37.0, 61.0, 91.0]
+    """
+    out = np.asarray(c, dtype=float)
+    for axis in range(out.ndim):
+        out = np.moveaxis(_prolong_axis(np.moveaxis(out, axis, 0), factor), 0, axis)
+    return out
+
+
+def _prolong_axis(c: np.ndarray, r: int) -> np.ndarray:
+    """:func:`prolong` along the first axis."""
+    n = c.shape[0]
+    if n < 3:
+        raise ValueError(f"prolong needs at least 3 cells per axis, got {n}")
+    centre = np.clip(np.arange(n), 1, n - 2)
+    shift = (np.arange(n) - centre).reshape((n,) + (1,) * (c.ndim - 1))
+    lo, mid, hi = c[centre - 1], c[centre], c[centre + 1]
+    slope, curve = 0.5 * (hi - lo), hi - 2.0 * mid + lo
+    # the parabola, in units of a cell from the centre: mid − curve/24 + slope ξ + curve ξ²/2
+    out = np.empty((n, r) + c.shape[1:])
+    for k in range(r):
+        a = shift + k / r - 0.5
+        b = a + 1.0 / r
+        mean_sq = (a * a + a * b + b * b) / 3.0  # the mean of ξ² over [a, b]
+        out[:, k] = mid - curve / 24.0 + slope * (a + b) / 2.0 + curve * mean_sq / 2.0
+    return out.reshape((n * r,) + c.shape[1:])
+
+
 def ou_cell_averages(grid: fp.Grid, mean0, variance0: float, t: float) -> np.ndarray:
     """Exact cell averages at time `t` of the OU process dx = −x dt + sqrt(2) dW.
 

@@ -31,6 +31,7 @@ def _load(name):
 
 problems = _load("problems")
 accuracy = _load("accuracy")
+fine_level = _load("fine_level")
 P5 = problems.PROBLEMS["P5"]
 P6 = problems.PROBLEMS["P6"]
 
@@ -160,6 +161,56 @@ def test_extrapolated_reference_beats_the_fine_grid_on_p4():
     plain = problems.restrict(fine, problem.grid(24), 2)
     extrapolated = accuracy.extrapolate(problem, fine, 24, 12, partner)
     assert accuracy.l1(grid, extrapolated, exact) < accuracy.l1(grid, plain, exact) / 5
+
+
+def _quadratic_averages(edges_x, edges_y):
+    """Exact cell averages of (1 + 2x − 3x²)(2 − y + 4y²) on the cells between the edges."""
+
+    def mean(edges, c0, c1, c2):
+        a, b = edges[:-1], edges[1:]
+        return c0 + c1 * (a + b) / 2 + c2 * (a * a + a * b + b * b) / 3
+
+    return np.outer(mean(edges_x, 1.0, 2.0, -3.0), mean(edges_y, 2.0, -1.0, 4.0))
+
+
+@pytest.mark.parametrize("factor", [2, 3])
+def test_prolongation_is_exact_on_quadratics_and_conserves(factor):
+    ex, ey = np.linspace(-1.0, 2.0, 7), np.linspace(0.0, 1.0, 5)
+    coarse = _quadratic_averages(ex, ey)
+    fine = problems.prolong(coarse, factor)
+    fx = np.linspace(-1.0, 2.0, 6 * factor + 1)
+    fy = np.linspace(0.0, 1.0, 4 * factor + 1)
+    assert np.allclose(fine, _quadratic_averages(fx, fy), rtol=0, atol=1e-13)
+    rough = np.random.default_rng(1).random((5, 4))
+    grid = fp.Grid(x=(0.0, 1.0, 5 * factor), y=(0.0, 1.0, 4 * factor))
+    back = problems.restrict(problems.prolong(rough, factor), grid, factor)
+    assert np.allclose(back, rough, rtol=1e-14, atol=0)
+
+
+def test_prolongation_converges_at_third_order():
+    errors = []
+    for n in (16, 32, 64):
+        edges = np.linspace(0.0, 1.0, n + 1)
+        averages = (np.sin(3 * edges[1:]) - np.sin(3 * edges[:-1])) / 3 * n
+        fine_edges = np.linspace(0.0, 1.0, 2 * n + 1)
+        exact = (np.sin(3 * fine_edges[1:]) - np.sin(3 * fine_edges[:-1])) / 3 * 2 * n
+        errors.append(np.max(np.abs(problems.prolong(averages, 2) - exact)))
+    orders = np.log2(np.array(errors[:-1]) / np.array(errors[1:]))
+    assert np.all((orders > 2.8) & (orders < 3.2)), orders
+    with pytest.raises(ValueError, match="at least 3 cells"):
+        problems.prolong(np.ones((2, 5)), 2)
+
+
+def test_fine_grid_extrapolation_beats_the_fine_grid_on_p4():
+    """fine_level.py's correction, prolonged onto the fine grid: an order of magnitude."""
+    problem = problems.PROBLEMS["P4"]
+    p48, _, _ = accuracy.exact_solution(problem, 48)
+    p24, _, _ = accuracy.exact_solution(problem, 24)
+    grid = problem.grid(48)
+    exact = problems.ou_cell_averages(grid, problem.mean, problem.variance, problem.t_end)
+    corrected = fine_level.corrected(problem, 48, p48, 24, p24)
+    assert accuracy.l1(grid, corrected, exact) < accuracy.l1(grid, p48, exact) / 10  # 23× measured
+    assert np.sum(grid.volumes * corrected) == pytest.approx(np.sum(grid.volumes * p48), rel=1e-13)
 
 
 @pytest.mark.parametrize("name", ["P4", "P6"])
