@@ -12,9 +12,9 @@ Writes a markdown table (one core) of wall time and accuracy for
 - a 2-D separable double well (E = (x² − 1)² + y²/2 on [−2.5, 2.5]², T = 0.5,
   p0 = N((−1, 0), 0.04 I), t = 5) at 512², 1024², 1536² and 2048² (full run
   only), against the exact-in-time separable result on the same grid (so the
-  number is the time-stepping error). At 2048² the sparse LU of the stepping
-  methods would need about 15 GiB (``lu_2d_bytes``), so only the exact
-  path runs.
+  number is the time-stepping error). At 2048² only the exact path runs:
+  the stepping methods' sparse LU would need about 9 GiB (``lu_2d_bytes``)
+  and the run many minutes.
 
 Methods: ``method="separable"`` (exact in time, one step), TR-BDF2 with a
 fixed dt and the default linear solver, and the default call

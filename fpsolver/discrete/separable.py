@@ -101,9 +101,9 @@ MAX_AXIS = 4096
 #: Longest axis for which the exact path is the default (see
 #: :attr:`SeparableGenerator.preferred`): every axis it handles. Its cost grows
 #: like n³ an axis, as does that of time stepping to the grid's accuracy (n²
-#: cells, steps ∝ n), with a far smaller constant: on one core 6.1 s at 1024²
-#: and 16.6 s at 1536², where a sparse LU run of 100 steps takes 100 s and
-#: 318 s, and the LU of a 2048² grid needs about 15 GiB
+#: cells, steps ∝ n), with a far smaller constant: on one core 5.3 s at 1024²
+#: and 18.5 s at 1536², where a sparse LU run of 100 steps takes 49 s and
+#: 141 s, and the LU of a 2048² grid needs about 9 GiB
 #: (``benchmarks/separable.md``).
 AUTO_MAX_AXIS = MAX_AXIS
 
