@@ -121,9 +121,11 @@ HISTORY = 4
 
 #: The automatic cache budget holds the first solver plus at most this many
 #: bytes more (within `memory_factors` solvers): small factors are kept by the
-#: ladder, a large one (512² LU: ~0.6 GiB) is dropped before the next is built,
-#: so the peak memory stays near that of a run with one factorisation.
-EXTRA_CACHE_BYTES = 256 * 2**20
+#: ladder (a 384² LU: 101 MiB), a large one (512²: 195 MiB) is dropped before
+#: the next is built, so the peak memory stays near that of a run with one
+#: factorisation (``benchmarks/adaptive.md``: the per-step control at 512²
+#: peaks at 1.64× the fixed-step run when two 512² factors are held).
+EXTRA_CACHE_BYTES = 128 * 2**20
 
 #: Largest spread of ln D (D = sqrt(V/q)) for which the symmetric form is
 #: used: beyond it the diagonal scaling would overflow in double precision.
@@ -356,7 +358,7 @@ class LinearSolver:
         in bytes; the least recently used are dropped to stay within it
         (the one in use is always kept). Default: `memory_factors` times the
         size of the first factorisation, but no more than that size plus
-        ``EXTRA_CACHE_BYTES`` (256 MiB), so that large factors are not
+        ``EXTRA_CACHE_BYTES`` (128 MiB), so that large factors are not
         held twice.
     memory_factors : float
         See `max_bytes`: 4 covers every matrix fixed-step BDF2 needs around
