@@ -23,7 +23,7 @@ demo: $(VENV)/.core
 
 # lint first: a style or lint error fails `make test` before the suite runs
 test: $(VENV)/.test lint
-	$(BIN)/python -m pytest tests fpsolver
+	$(BIN)/python -m pytest -n auto --dist loadfile tests fpsolver
 
 docs: $(VENV)/.test
 	$(BIN)/python -m sphinx -W -b html docs docs/_build/html
