@@ -234,9 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Total run time of this script: {time.perf_counter() - t0:.0f} s.",
         "",
     ]
-    Path(args.out).write_text("\n".join(lines))
-    print("\n".join(lines))
-    return 0
+    return P.write_report(args.out, lines)
 
 
 if __name__ == "__main__":

@@ -158,9 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         *table_3d(sizes_3d),
         "",
     ]
-    Path(args.out).write_text("\n".join(lines))
-    print("\n".join(lines))
-    return 0
+    return P.write_report(args.out, lines)
 
 
 if __name__ == "__main__":

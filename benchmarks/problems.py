@@ -417,6 +417,17 @@ def script_index() -> list[str]:
     return rows
 
 
+def write_report(out: str | Path, lines: list[str]) -> int:
+    """Write the markdown `lines` of a benchmark to `out`, print them, and return 0.
+
+    The last step of every script's ``main``.
+    """
+    text = "\n".join(lines)
+    Path(out).write_text(text)
+    print(text)
+    return 0
+
+
 def update_readme(block: str, text: str) -> bool:
     """Replace the lines between ``<!-- block -->`` and ``<!-- /block -->`` in README.md.
 

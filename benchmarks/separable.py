@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import problems as P  # the sibling module (benchmarks/ is not a package)
 
 import fpsolver as fp
 from fpsolver.core.analytic import ou_density
@@ -159,9 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         "by about ±50 % from run to run.",
         "",
     ]
-    Path(args.out).write_text("\n".join(lines))
-    print("\n".join(lines))
-    return 0
+    return P.write_report(args.out, lines)
 
 
 if __name__ == "__main__":
