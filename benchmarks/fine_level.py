@@ -92,9 +92,9 @@ def compute_reference(problem: P.Problem, n: int, partners: tuple) -> tuple[np.n
     return first, info
 
 
-def cross_check(problem: P.Problem, n: int, ref: np.ndarray, setups) -> dict:
+def cross_check(setup: A.Setup, n: int, ref: np.ndarray) -> dict:
     """L¹ distance to accuracy.py's reference, both aggregated onto their finest common grid."""
-    setup = next(s for s in setups if s.name == problem.name)
+    problem = setup.problem
     other = A.reference_for(setup, write_cache=False)
     m, a = max((math.gcd(n, a), a) for a in other.arrays)
     ours = P.restrict(ref, problem.grid(n), n // m)
@@ -118,7 +118,7 @@ def reference(problem: P.Problem, n: int, partners: tuple, setups, use_cache: bo
                 return data["ref"], dict(info, cached=True)
     print(f"{problem.name}: computing the reference on {n}² …", flush=True)
     ref, info = compute_reference(problem, n, partners)
-    info.update(cross_check(problem, n, ref, setups), key=key)
+    info.update(cross_check(setup, n, ref), key=key)
     if use_cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(path, info=json.dumps(info), ref=ref)

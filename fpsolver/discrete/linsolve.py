@@ -85,7 +85,7 @@ import scipy.sparse.linalg as spla
 from scipy.linalg import blas
 
 from ..core.memory import available_memory
-from .lu import LU_ORDERING, sparse_lu
+from .lu import sparse_lu
 from .operator import Model, Operator, as_operator
 
 __all__ = [
@@ -95,10 +95,8 @@ __all__ = [
     "ESCALATE_ITERATIONS",
     "LinearSolver",
     "choose_linear_solver",
-    "LU_ORDERING",
     "lu_2d_bytes",
     "lu_cost_estimate",
-    "sparse_lu",
 ]
 
 LINEAR_SOLVERS = ("auto", "lu", "cg", "amg", "bicgstab")

@@ -252,8 +252,8 @@ class SeparableGenerator:
         x = arr.reshape(self.shape)
         out = np.zeros(self.shape)
         for a, M in enumerate(self._sparse_generators()):
-            moved = np.moveaxis(x, a, 0).reshape(self.shape[a], -1)
-            out += np.moveaxis((M @ moved).reshape(np.moveaxis(x, a, 0).shape), 0, a)
+            moved = np.moveaxis(x, a, 0)
+            out += np.moveaxis((M @ moved.reshape(moved.shape[0], -1)).reshape(moved.shape), 0, a)
         return out.reshape(arr.shape)
 
     def as_linear_operator(self) -> spla.LinearOperator:
