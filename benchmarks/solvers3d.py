@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/solvers3d.py [--quick] [--sizes 32,64,96] [--out FILE]
+    python benchmarks/solvers3d.py [--quick] [--sizes 32,64,96,128] [--out FILE]
 
 Problem P4: E = |x|²/2, T = 1, K = 1 on [−5, 5]³ with N³ cells,
 p0 = N((1, 1, 1), 0.25 I), 20 TR-BDF2 steps of dt = 0.05 to t = 1, compared
@@ -13,7 +13,8 @@ reported as wall time and as the equivalent number of products L·p: wall
 divided by the median time of one product L·p measured in the same
 process, between the options (so the ratio, not the seconds, is what
 carries over between machines; the machine is shared, so seconds are
-noisy). Rows:
+noisy). The two rows the goals are judged on (the default CG and
+``fp.solve``, at N = 96 and 128) are the median of three runs. Rows:
 
 * the previous default (scipy CG on the symmetric form + smoothed-
   aggregation AMG built per c, relative 2-norm residual 1e-10) and
@@ -79,7 +80,7 @@ P4_OPTIONS = [
     ("`fp.solve(linear_rtol=None)`", "solve", None),
     ("sparse LU", dict(kind="lu"), None),
 ]
-LU_MAX = 24  # LU rows only up to this N (32³ LU: 13 s and 0.4 GiB per factorisation)
+LU_MAX = 24  # LU rows only up to this N (32³ LU: 8 s and 0.2 GiB per factorisation)
 PREVIOUS_AMG_MAX = 96  # the previous default costs ~10⁴ products; skip it beyond
 
 
@@ -240,11 +241,15 @@ def p4_case(n: int, queue) -> None:
             continue
         if isinstance(spec, dict) and spec["kind"] == "lu" and n > LU_MAX:
             continue
-        clock.sample()
-        if spec == "solve":
-            wall, p, info = _solve_call(model, p0.reshape(grid.shape), rtol)
-        else:
-            wall, p, info = _march(op, spec, rtol, p0)
+        walls = []
+        for _ in range(GOAL_REPEATS if n in GOALS and label in GOAL_LABELS else 1):
+            clock.sample()
+            if spec == "solve":
+                wall, p, info = _solve_call(model, p0.reshape(grid.shape), rtol)
+            else:
+                wall, p, info = _march(op, spec, rtol, p0)
+            walls.append(wall)
+        wall = float(np.median(walls))
         info.update(label=label, wall=wall, error=float(V @ np.abs(p - exact)))
         info.update(pmin=float(p.min()), mass=abs(float(V @ p) - 1.0))
         rows.append(info)
@@ -411,6 +416,10 @@ def p4_table(results: list[dict]) -> list[str]:
 
 
 GOALS = {96: 800, 128: 1000}  # products L·p of the whole default solve; L¹ error ≤ 1e-3
+#: The rows the goals are judged on, and how many timed runs each gets (the
+#: median is reported: one run on a shared machine can be 30 % slow).
+GOAL_LABELS = ("CG, projected x0 (**default**)", "`fp.solve(linear_rtol=None)`")
+GOAL_REPEATS = 3
 
 
 def _goals(results: list[dict]) -> list[str]:
@@ -419,13 +428,14 @@ def _goals(results: list[dict]) -> list[str]:
         if res["n"] not in GOALS:
             continue
         rows = {r["label"]: r for r in res["rows"]}
-        for label in ("CG, projected x0 (**default**)", "`fp.solve(linear_rtol=None)`"):
+        for label in GOAL_LABELS:
             r = rows[label]
             cost, ok_err = r["wall"] / res["product"], r["error"] <= 1e-3
             met = "met" if cost <= GOALS[res["n"]] and ok_err else "NOT met"
             lines.append(
                 f"Goal at N = {res['n']} (≤ {GOALS[res['n']]:,} products, L¹ error ≤ 1e-3), "
-                f"{label.replace('**', '')}: {cost:,.0f} products, error {r['error']:.2e}: {met}."
+                f"{label.replace('**', '')}: {cost:,.0f} products (median of {GOAL_REPEATS} runs), "
+                f"error {r['error']:.2e}: {met}."
             )
     return lines + [""] if lines else []
 
@@ -476,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(Path(__file__).with_name("solvers3d.md")))
     args = parser.parse_args(argv)
     q = args.quick
-    sizes = [24, 32] if q else [32, 64, 96]
+    sizes = [24, 32] if q else [32, 64, 96, 128]
     if args.sizes:
         sizes = [int(s) for s in args.sizes.split(",")]
     title = "# 3-D linear solvers: cost of a whole solve in products L·p"

@@ -79,7 +79,7 @@ def test_lu_stays_for_1d_2d_and_small_3d():
     big2d = fp.FokkerPlanck(fp.Grid(x=(-1, 1, 200), y=(-1, 1, 200)), energy=0.0)
     assert choose_linear_solver(big2d) == "lu"
     assert choose_linear_solver(fp.FokkerPlanck(fp.Grid(x=(-1, 1, 10**4)), energy=0.0)) == "lu"
-    assert choose_linear_solver(_p4(10)) == "lu"  # 1 000 cells: at the crossover
+    assert choose_linear_solver(_p4(10)) == "lu"  # 1 000 cells: the largest LU grid
     drift = fp.FokkerPlanck.from_drift(fp.Grid(x=(-1, 1, 60), y=(-1, 1, 60)), (1.0, 0.0))
     assert choose_linear_solver(drift) == "lu"
 

@@ -102,9 +102,11 @@ __all__ = [
 LINEAR_SOLVERS = ("auto", "lu", "cg", "amg", "bicgstab")
 
 #: 3-D grids with more cells than this use an iterative solver by default
-#: (10³; measured on P4, 20 TR-BDF2 steps, ``benchmarks/solvers3d.py``: LU and
-#: CG cost the same at 8³, CG is 2× faster at 10³, 5× at 12³, 12× at 16³ and
-#: 120× at 32³, where one LU factorisation takes 13 s and 0.4 GiB).
+#: (10³). Measured on P4, 20 TR-BDF2 steps (``benchmarks/solvers3d.md``): LU
+#: takes 1.2× CG's time at 8³, 3.5× at 10³, 8× at 12³ and 18× at 16³; at 32³
+#: one factorisation takes 8 s and 0.2 GiB (``benchmarks/lu_memory.md``). Up
+#: to 10³ the LU is kept: its solves are exact (no iteration tolerance) and
+#: cost at most 30 ms more over those 20 steps.
 AUTO_ITERATIVE_SIZE = 1_000
 
 #: Relative L¹ residual (= bound on the relative L¹ error of a solve) at which
