@@ -2,7 +2,9 @@
 
 Sparse LU and the vector work of a time step gain little from more BLAS
 threads, and threads that compete with another process on the same cores
-slow a solve down 2–3× (``benchmarks/threads.py``). So solves run with
+slow a solve down many times (P2 at 128² on two cores with another process
+busy on both: 1.5× the idle time with one thread, 9× with two;
+``benchmarks/threads.md``). So solves run with
 **one** BLAS/OpenMP thread unless told otherwise, by the `threads`
 argument of :func:`fpsolver.solve` or the environment variable
 ``FPSOLVER_THREADS`` (an integer, or ``"all"`` to leave the libraries'
